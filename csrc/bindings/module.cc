@@ -1,0 +1,317 @@
+// pybind11 module fusedrnn._core: argument checks, output allocation, GIL release —
+// nothing else.  The friendly, fully worded checks live in the Python layer; these
+// are the last line of defence so that no call can reach a kernel with a buffer of
+// the wrong size, type or layout.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "cpu/dispatch.h"
+#include "fusedrnn/cell.h"
+#include "fusedrnn/dims.h"
+#include "fusedrnn/kernels.h"
+
+namespace py = pybind11;
+using fusedrnn::Cell;
+using fusedrnn::Dims;
+
+namespace {
+
+std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(a.shape(i));
+  }
+  if (a.ndim() == 1) s += ",";
+  return s + ")";
+}
+
+std::string shape_str(std::initializer_list<int64_t> dims) {
+  std::string s = "(";
+  size_t i = 0;
+  for (int64_t d : dims) {
+    if (i++) s += ", ";
+    s += std::to_string(d);
+  }
+  if (dims.size() == 1) s += ",";
+  return s + ")";
+}
+
+// The array must have dtype T, be C-contiguous and have exactly this shape.
+template <class T>
+const T* checked(const py::array& a, const char* name, std::initializer_list<int64_t> shape) {
+  if (!a.dtype().is(py::dtype::of<T>()))
+    throw py::type_error(std::string(name) + ": expected dtype " +
+                         std::string(py::str(py::dtype::of<T>())) + ", got " +
+                         std::string(py::str(a.dtype())));
+  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
+  size_t i = 0;
+  for (int64_t d : shape) ok = ok && a.shape(i++) == d;
+  if (!ok)
+    throw std::invalid_argument(std::string(name) + ": expected shape " + shape_str(shape) +
+                                ", got " + shape_str(a));
+  if (!(a.flags() & py::array::c_style))
+    throw std::invalid_argument(std::string(name) + ": expected a C-contiguous array");
+  return static_cast<const T*>(a.data());
+}
+
+template <class T>
+const T* optional(const py::object& o, const char* name, std::initializer_list<int64_t> shape) {
+  if (o.is_none()) return nullptr;
+  return checked<T>(py::cast<py::array>(o), name, shape);
+}
+
+template <class T>
+py::array_t<T> empty(std::initializer_list<int64_t> shape) {
+  return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+}
+
+template <class T>
+const fusedrnn::KernelTable<T>& table();
+template <>
+const fusedrnn::KernelTable<float>& table<float>() {
+  return fusedrnn::kernels_f32();
+}
+template <>
+const fusedrnn::KernelTable<double>& table<double>() {
+  return fusedrnn::kernels_f64();
+}
+
+// One layer-direction's packed weights, in float32 or float64.
+class PackedWeights {
+ public:
+  PackedWeights(const std::string& cell_name, const py::array& w_ih, const py::array& w_hh,
+                const py::object& b_ih, const py::object& b_hh)
+      : cell_(fusedrnn::cell_from_name(cell_name)) {
+    if (w_ih.ndim() != 2)
+      throw std::invalid_argument("weight_ih: expected 2 dimensions, got " + shape_str(w_ih));
+    const int64_t G = fusedrnn::num_gates(cell_);
+    if (w_ih.shape(0) % G != 0 || w_ih.shape(0) == 0)
+      throw std::invalid_argument("weight_ih: expected a positive multiple of " +
+                                  std::to_string(G) + " rows, got " + shape_str(w_ih));
+    H_ = w_ih.shape(0) / G;
+    I_ = w_ih.shape(1);
+    if (I_ <= 0) throw std::invalid_argument("weight_ih: expected at least one column");
+    if (b_ih.is_none() != b_hh.is_none())
+      throw std::invalid_argument("bias_ih, bias_hh: give both or neither");
+    if (w_ih.dtype().is(py::dtype::of<float>()))
+      f32_ = pack<float>(w_ih, w_hh, b_ih, b_hh);
+    else if (w_ih.dtype().is(py::dtype::of<double>()))
+      f64_ = pack<double>(w_ih, w_hh, b_ih, b_hh);
+    else
+      throw py::type_error("weight_ih: expected dtype float32 or float64, got " +
+                           std::string(py::str(w_ih.dtype())));
+  }
+
+  Cell cell() const { return cell_; }
+  int64_t input_size() const { return I_; }
+  int64_t hidden_size() const { return H_; }
+  bool is_f32() const { return static_cast<bool>(f32_); }
+  py::dtype dtype() const { return f32_ ? py::dtype::of<float>() : py::dtype::of<double>(); }
+  std::string isa() const { return f32_ ? f32_->isa : f64_->isa; }
+  bool has_bias() const { return f32_ ? f32_->has_bias : f64_->has_bias; }
+  template <class T>
+  const fusedrnn::Weights<T>& get() const;
+
+ private:
+  template <class T>
+  std::unique_ptr<fusedrnn::Weights<T>> pack(const py::array& w_ih, const py::array& w_hh,
+                                             const py::object& b_ih, const py::object& b_hh) {
+    const int64_t GH = fusedrnn::num_gates(cell_) * H_;
+    const T* pih = checked<T>(w_ih, "weight_ih", {GH, I_});
+    const T* phh = checked<T>(w_hh, "weight_hh", {GH, H_});
+    const T* pbi = optional<T>(b_ih, "bias_ih", {GH});
+    const T* pbh = optional<T>(b_hh, "bias_hh", {GH});
+    auto w = std::make_unique<fusedrnn::Weights<T>>();
+    // Safe without the GIL: reads arrays kept alive by the caller's references and
+    // writes only the new object, which no other thread can see yet.
+    py::gil_scoped_release release;
+    table<T>().pack_weights(*w, cell_, I_, H_, pih, phh, pbi, pbh);
+    return w;
+  }
+
+  Cell cell_;
+  int64_t I_ = 0, H_ = 0;
+  std::unique_ptr<fusedrnn::Weights<float>> f32_;
+  std::unique_ptr<fusedrnn::Weights<double>> f64_;
+};
+
+template <>
+const fusedrnn::Weights<float>& PackedWeights::get<float>() const {
+  return *f32_;
+}
+template <>
+const fusedrnn::Weights<double>& PackedWeights::get<double>() const {
+  return *f64_;
+}
+
+Dims dims_of(const PackedWeights& w, const py::array& x) {
+  if (x.ndim() != 3)
+    throw std::invalid_argument("x: expected 3 dimensions (T, B, I), got " + shape_str(x));
+  Dims d;
+  d.T = x.shape(0);
+  d.B = x.shape(1);
+  d.I = x.shape(2);
+  d.H = w.hidden_size();
+  if (d.T < 1 || d.B < 1)
+    throw std::invalid_argument("x: expected at least one step and one batch row, got " +
+                                shape_str(x));
+  if (d.I != w.input_size())
+    throw std::invalid_argument("x: expected " + std::to_string(w.input_size()) +
+                                " input features, got " + shape_str(x));
+  return d;
+}
+
+template <class T>
+py::tuple forward_t(const PackedWeights& pw, const py::array& x_a, const py::array& h0_a,
+                    const py::object& c0_o, bool train) {
+  const Dims d = dims_of(pw, x_a);
+  const bool lstm = pw.cell() == Cell::lstm;
+  const T* x = checked<T>(x_a, "x", {d.T, d.B, d.I});
+  const T* h0 = checked<T>(h0_a, "h0", {d.B, d.H});
+  const T* c0 = nullptr;
+  if (lstm) {
+    if (c0_o.is_none()) throw std::invalid_argument("c0: required for an LSTM");
+    c0 = checked<T>(py::cast<py::array>(c0_o), "c0", {d.B, d.H});
+  } else if (!c0_o.is_none()) {
+    throw std::invalid_argument("c0: only an LSTM has a cell state");
+  }
+  auto y = empty<T>({d.T, d.B, d.H});
+  auto h_n = empty<T>({d.B, d.H});
+  py::object c_n = py::none();
+  T* pc_n = nullptr;
+  if (lstm) {
+    auto c = empty<T>({d.B, d.H});
+    pc_n = c.mutable_data();
+    c_n = c;
+  }
+  py::object ws = py::none();
+  T* pws = nullptr;
+  if (train) {
+    auto w = empty<T>({fusedrnn::Workspace{pw.cell(), d}.size()});
+    pws = w.mutable_data();
+    ws = w;
+  }
+  T* py_ = y.mutable_data();
+  T* ph = h_n.mutable_data();
+  {
+    // Safe without the GIL: the inputs are kept alive by the caller's references, the
+    // outputs are new arrays that no other thread has seen, and `pw` is immutable.
+    py::gil_scoped_release release;
+    table<T>().forward(pw.get<T>(), d, x, h0, c0, py_, ph, pc_n, pws);
+  }
+  return py::make_tuple(y, h_n, c_n, ws);
+}
+
+template <class T>
+py::tuple backward_t(const PackedWeights& pw, const py::array& x_a, const py::array& ws_a,
+                     const py::array& dy_a, const py::object& dh_o, const py::object& dc_o) {
+  const Dims d = dims_of(pw, x_a);
+  const bool lstm = pw.cell() == Cell::lstm;
+  const int64_t GH = fusedrnn::num_gates(pw.cell()) * d.H;
+  const T* x = checked<T>(x_a, "x", {d.T, d.B, d.I});
+  const T* ws = checked<T>(ws_a, "workspace", {fusedrnn::Workspace{pw.cell(), d}.size()});
+  const T* dy = checked<T>(dy_a, "dy", {d.T, d.B, d.H});
+  const T* dh_n = optional<T>(dh_o, "dh_n", {d.B, d.H});
+  const T* dc_n = optional<T>(dc_o, "dc_n", {d.B, d.H});
+  if (dc_n && !lstm) throw std::invalid_argument("dc_n: only an LSTM has a cell state");
+
+  auto dx = empty<T>({d.T, d.B, d.I});
+  auto dh0 = empty<T>({d.B, d.H});
+  auto dw_ih = empty<T>({GH, d.I});
+  auto dw_hh = empty<T>({GH, d.H});
+  py::object dc0 = py::none(), db_ih = py::none(), db_hh = py::none();
+  T *pdc0 = nullptr, *pdbi = nullptr, *pdbh = nullptr;
+  if (lstm) {
+    auto a = empty<T>({d.B, d.H});
+    pdc0 = a.mutable_data();
+    dc0 = a;
+  }
+  if (pw.has_bias()) {
+    auto a = empty<T>({GH});
+    auto b = empty<T>({GH});
+    pdbi = a.mutable_data();
+    pdbh = b.mutable_data();
+    db_ih = a;
+    db_hh = b;
+  }
+  T* pdx = dx.mutable_data();
+  T* pdh0 = dh0.mutable_data();
+  T* pdwi = dw_ih.mutable_data();
+  T* pdwh = dw_hh.mutable_data();
+  {
+    // Safe without the GIL: as in forward — inputs held by the caller, outputs new.
+    py::gil_scoped_release release;
+    table<T>().backward(pw.get<T>(), d, x, ws, dy, dh_n, dc_n, pdx, pdh0, pdc0, pdwi, pdwh, pdbi,
+                        pdbh);
+  }
+  return py::make_tuple(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "fusedrnn's compiled kernels (private: use the fusedrnn package).";
+  // Choose the ISA now, so that a bad FUSEDRNN_ISA fails the import with its message.
+  fusedrnn::cpu_info();
+
+  py::class_<PackedWeights>(m, "Weights")
+      .def(py::init<const std::string&, const py::array&, const py::array&, const py::object&,
+                    const py::object&>(),
+           py::arg("cell"), py::arg("weight_ih"), py::arg("weight_hh"),
+           py::arg("bias_ih") = py::none(), py::arg("bias_hh") = py::none())
+      .def_property_readonly("cell",
+                             [](const PackedWeights& w) { return fusedrnn::cell_name(w.cell()); })
+      .def_property_readonly("input_size", &PackedWeights::input_size)
+      .def_property_readonly("hidden_size", &PackedWeights::hidden_size)
+      .def_property_readonly("dtype", &PackedWeights::dtype)
+      .def_property_readonly("isa", &PackedWeights::isa)
+      .def_property_readonly("has_bias", &PackedWeights::has_bias);
+
+  m.def(
+      "forward",
+      [](const PackedWeights& w, const py::array& x, const py::array& h0, const py::object& c0,
+         bool train) {
+        return w.is_f32() ? forward_t<float>(w, x, h0, c0, train)
+                          : forward_t<double>(w, x, h0, c0, train);
+      },
+      py::arg("weights"), py::arg("x"), py::arg("h0"), py::arg("c0") = py::none(),
+      py::arg("train") = false);
+
+  m.def(
+      "backward",
+      [](const PackedWeights& w, const py::array& x, const py::array& workspace,
+         const py::array& dy, const py::object& dh_n, const py::object& dc_n) {
+        return w.is_f32() ? backward_t<float>(w, x, workspace, dy, dh_n, dc_n)
+                          : backward_t<double>(w, x, workspace, dy, dh_n, dc_n);
+      },
+      py::arg("weights"), py::arg("x"), py::arg("workspace"), py::arg("dy"),
+      py::arg("dh_n") = py::none(), py::arg("dc_n") = py::none());
+
+  m.def(
+      "workspace_size",
+      [](const std::string& cell, int64_t T, int64_t B, int64_t H) {
+        Dims d;
+        d.T = T;
+        d.B = B;
+        d.H = H;
+        return fusedrnn::Workspace{fusedrnn::cell_from_name(cell), d}.size();
+      },
+      py::arg("cell"), py::arg("T"), py::arg("B"), py::arg("H"),
+      "Elements of the training workspace of one layer and direction.");
+
+  m.def("cpu_info", []() {
+    const auto& info = fusedrnn::cpu_info();
+    py::dict d;
+    d["isa"] = info.isa;
+    d["available"] = info.available;
+    d["compiled"] = info.compiled;
+    return d;
+  });
+}

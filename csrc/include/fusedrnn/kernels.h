@@ -1,0 +1,92 @@
+// The kernel table: what one ISA provides, and the packed-weight type it works on.
+//
+// Each ISA (generic, later avx2, avx512) compiles the same templates in its own
+// translation unit and namespace, and exports one KernelTable per element type.
+// cpu/dispatch.cc picks a table once per process.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <new>
+
+#include "fusedrnn/cell.h"
+#include "fusedrnn/dims.h"
+
+namespace fusedrnn {
+
+// A 64-byte-aligned, uninitialised array.  Throws std::bad_alloc (MemoryError in Python).
+template <class T>
+class Buffer {
+ public:
+  Buffer() = default;
+  explicit Buffer(int64_t n) { reset(n); }
+  void reset(int64_t n) {
+    if (n < 0) throw std::bad_alloc();
+    size_t bytes = (static_cast<size_t>(n) * sizeof(T) + 63) / 64 * 64;
+    if (bytes == 0) bytes = 64;
+    void* p = std::aligned_alloc(64, bytes);
+    if (!p) throw std::bad_alloc();
+    ptr_.reset(static_cast<T*>(p));
+    size_ = n;
+  }
+  T* data() { return ptr_.get(); }
+  const T* data() const { return ptr_.get(); }
+  int64_t size() const { return size_; }
+
+ private:
+  struct Free {
+    void operator()(T* p) const { std::free(p); }
+  };
+  std::unique_ptr<T, Free> ptr_;
+  int64_t size_ = 0;
+};
+
+// The B operand of a product C = A * B (B is K x N), packed into column panels of
+// `nr` columns: element (k, n) lives at data[(n / nr) * K * nr + k * nr + n % nr];
+// columns past N in the last panel are zero.  `nr` is the micro-kernel's width.
+template <class T>
+struct Packed {
+  int64_t K = 0, N = 0, nr = 0;
+  Buffer<T> data;
+};
+
+// One layer-direction's weights, packed once per weight version by the ISA that
+// will use them.
+template <class T>
+struct Weights {
+  const char* isa = nullptr;  // the table that packed them
+  Cell cell = Cell::lstm;
+  int64_t I = 0, H = 0;
+  bool has_bias = false;
+  // forward products
+  Packed<T> wih_t;  // W_ih^T          K = I, N = G*H
+  Packed<T> whh_t;  // W_hh^T          K = H, N = G*H   (GRU reset_before: r, z rows only, N = 2H)
+  Packed<T> whn_t;  // W_hn^T          K = H, N = H     (GRU reset_before only)
+  // backward products
+  Packed<T> wih;    // W_ih            K = G*H, N = I
+  Packed<T> whh;    // W_hh            K = G*H, N = H   (GRU reset_before: r, z rows, K = 2H)
+  Packed<T> whn;    // W_hn            K = H, N = H     (GRU reset_before only)
+  Buffer<T> bias_x;   // G*H: added to the input projection (b_ih + the parts of b_hh that add)
+  Buffer<T> bias_hn;  // H: b_hn, inside r * (W_hn h + b_hn) (GRU reset_after only)
+};
+
+template <class T>
+struct KernelTable {
+  const char* isa;
+  // Packs raw row-major torch-layout weights; biases may be null (bias=False).
+  void (*pack_weights)(Weights<T>& w, Cell cell, int64_t I, int64_t H, const T* w_ih,
+                       const T* w_hh, const T* b_ih, const T* b_hh);
+  // x (T, B, I); h0, c0 (B, H), c0 only for LSTM; y (T, B, H); h_n, c_n (B, H).
+  // ws: a Workspace::size() buffer to fill for backward, or null for inference.
+  void (*forward)(const Weights<T>& w, const Dims& d, const T* x, const T* h0, const T* c0,
+                  T* y, T* h_n, T* c_n, T* ws);
+  // dy (T, B, H); dh_n, dc_n (B, H) or null (zero).  Writes dx (T, B, I), dh0, dc0 (B, H),
+  // dw_ih (G*H, I), dw_hh (G*H, H), db_ih, db_hh (G*H) — the bias ones only when non-null.
+  void (*backward)(const Weights<T>& w, const Dims& d, const T* x, const T* ws, const T* dy,
+                   const T* dh_n, const T* dc_n, T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh,
+                   T* db_ih, T* db_hh);
+};
+
+}  // namespace fusedrnn
