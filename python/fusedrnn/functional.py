@@ -1,0 +1,118 @@
+"""Stateless functions over arrays: argument checks and one kernel call each.
+
+The layer and cell classes are built on these; they are public for users who keep
+their own parameters.  Arrays follow the kernel layout: x (T, B, I), states (B, H),
+weights in torch's layout (weight_ih (G*H, I), weight_hh (G*H, H), biases (G*H,)).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["CELLS", "as_array", "as_dtype", "pack", "sequence_forward", "sequence_backward"]
+
+#: Kernel cell names, their gate counts and whether they carry a cell state.
+CELLS = {
+    "lstm": 4,
+    "gru": 3,  # reset_after=True
+    "gru_reset_before": 3,  # reset_after=False
+    "rnn_tanh": 1,
+    "rnn_relu": 1,
+}
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_dtype(dtype) -> np.dtype:
+    """The layer dtype: float32 or float64 (anything np.dtype() accepts for them)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}") from e
+    if dt not in _FLOATS:
+        raise TypeError(f"dtype: expected float32 or float64, got {dt}")
+    return dt
+
+
+def _to_numpy(value):
+    """np.asarray, also for CPU torch tensors (detached) without importing torch."""
+    if isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "detach") and hasattr(value, "cpu") and hasattr(value, "numpy"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def as_array(value, name: str, dtype: np.dtype, *, copy: bool = False, exact: bool = True):
+    """Convert `value` to a C-contiguous array of `dtype`.
+
+    Only floating inputs are accepted.  With ``exact=True`` (inputs, states and
+    gradients) only conversions that lose nothing are made: float16 -> float32 /
+    float64 and float32 -> float64.  With ``exact=False`` (weights in
+    load_state_dict) any floating dtype is cast, as torch's ``copy_`` does.
+    """
+    try:
+        a = _to_numpy(value)
+    except Exception as e:  # e.g. ragged nested lists
+        raise TypeError(f"{name}: expected an array of {dtype}, got {type(value).__name__}") from e
+    if a.dtype.kind != "f":
+        raise TypeError(f"{name}: expected a floating array ({dtype}), got dtype {a.dtype}")
+    if a.dtype != dtype and exact and not np.can_cast(a.dtype, dtype, "safe"):
+        raise TypeError(
+            f"{name}: expected dtype {dtype} (or one that converts to it exactly), got {a.dtype}"
+        )
+    if copy:
+        return np.array(a, dtype=dtype, order="C", copy=True)
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def expect_shape(a: np.ndarray, name: str, shape: tuple) -> None:
+    if a.shape != shape:
+        raise ValueError(f"{name}: expected shape {shape}, got {a.shape}")
+
+
+def check_size(value, name: str, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return int(value)
+
+
+def pack(cell: str, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+    """Pack one layer-direction's weights for the kernels (done once per weight version).
+
+    Weights must already be C-contiguous float32/float64 arrays of torch's shapes.
+    """
+    if cell not in CELLS:
+        raise ValueError(f"cell: expected one of {sorted(CELLS)}, got {cell!r}")
+    return _core.Weights(cell, weight_ih, weight_hh, bias_ih, bias_hh)
+
+
+def sequence_forward(packed, x, h0, c0=None, *, train=False):
+    """Run one layer-direction over x (T, B, I) from states h0, c0 (B, H).
+
+    Returns (y, h_n, c_n, workspace); c_n is None except for LSTM, workspace is None
+    unless ``train`` (then pass it to sequence_backward).
+    """
+    return _core.forward(packed, x, h0, c0, bool(train))
+
+
+def sequence_backward(packed, x, workspace, dy, dh_n=None, dc_n=None):
+    """Gradients of one layer-direction, given the forward's x and workspace.
+
+    Returns a dict with dx (T, B, I), dh0 (B, H), dc0 (LSTM), weight_ih, weight_hh and,
+    when the weights have biases, bias_ih and bias_hh.
+    """
+    dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = _core.backward(packed, x, workspace, dy, dh_n, dc_n)
+    out = {"dx": dx, "dh0": dh0, "weight_ih": dw_ih, "weight_hh": dw_hh}
+    if dc0 is not None:
+        out["dc0"] = dc0
+    if db_ih is not None:
+        out["bias_ih"] = db_ih
+        out["bias_hh"] = db_hh
+    return out

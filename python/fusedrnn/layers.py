@@ -1,0 +1,500 @@
+"""torch.nn-style recurrent layers and cells on NumPy arrays.
+
+Constructor arguments, parameter names and shapes, initialisation, state layouts and
+return values follow ``torch.nn.LSTM / GRU / RNN`` and ``torch.nn.LSTMCell / GRUCell /
+RNNCell``.  Additions: ``dtype`` (float32 or float64) and ``seed`` on every class,
+``reset_after`` on the GRU classes, and the explicit training pair
+``forward(..., train=True)`` -> ``(outputs, tape)`` / ``backward(tape, ...)``.
+
+Parameters are kept privately and packed once per weight version for the kernels.
+The arrays you can read (``layer.weight_ih_l0``, ``state_dict()``) are read-only
+views or copies; change weights through ``load_state_dict``, which repacks.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+
+from .functional import (
+    _to_numpy,
+    as_array,
+    as_dtype,
+    check_size,
+    expect_shape,
+    pack,
+    sequence_backward,
+    sequence_forward,
+)
+
+__all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "Tape", "IncompatibleKeys"]
+
+
+class IncompatibleKeys(NamedTuple):
+    missing_keys: list
+    unexpected_keys: list
+
+
+class Tape:
+    """What a training forward saved for its backward.  Opaque; pass it to ``backward``.
+
+    It holds the input, the workspace of the kernels and the packed weights that the
+    forward used, so the gradients belong to that forward even if the weights were
+    changed in between.  A tape can be used for several backward calls.
+    """
+
+    __slots__ = ("_owner", "_packed", "_x", "_workspace", "_y_shape", "_state_shape",
+                 "_x_shape", "_layout")
+
+    def __repr__(self):
+        return f"<fusedrnn.Tape of {type(self._owner).__name__}, y shape {self._y_shape}>"
+
+
+class _Module:
+    """Parameters, state_dict and packing shared by layers and cells."""
+
+    _num_gates: int
+    _is_lstm = False
+
+    def _setup(self, input_size, hidden_size, bias, dtype, seed, names):
+        self.input_size = check_size(input_size, "input_size")
+        self.hidden_size = check_size(hidden_size, "hidden_size")
+        if not isinstance(bias, (bool, np.bool_)):
+            raise TypeError(f"bias: expected a bool, got {type(bias).__name__}")
+        self.bias = bool(bias)
+        self.dtype = as_dtype(dtype)
+        G, H, I = self._num_gates, self.hidden_size, self.input_size
+        shapes = {"weight_ih": (G * H, I), "weight_hh": (G * H, H)}
+        if self.bias:
+            shapes.update({"bias_ih": (G * H,), "bias_hh": (G * H,)})
+        # name in state_dict -> (role, shape)
+        self._shapes = {names[role]: shape for role, shape in shapes.items()}
+        self._roles = {names[role]: role for role in shapes}
+        # torch's default initialisation: every parameter uniform in +-1/sqrt(hidden_size).
+        rng = np.random.default_rng(seed)
+        k = 1.0 / math.sqrt(H)
+        params = {n: rng.uniform(-k, k, s).astype(self.dtype) for n, s in self._shapes.items()}
+        self._set_params(params)
+
+    def _set_params(self, params):
+        for a in params.values():
+            a.flags.writeable = False
+        self._params = params
+        self._packed = None  # packed lazily, once per weight version
+
+    def __getattr__(self, name):
+        params = self.__dict__.get("_params")
+        if params is not None and name in params:
+            return params[name].view()  # read-only: change weights with load_state_dict
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def state_dict(self) -> dict:
+        """A dict of copies of the parameters, with torch's names, shapes and order."""
+        return {n: a.copy() for n, a in self._params.items()}
+
+    def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
+        """Replace the parameters (torch tensors and any array-likes accepted).
+
+        Floating values are cast to the module's dtype, as torch's copy_ does; shapes
+        must match exactly.  With ``strict`` (the default) the keys must be exactly
+        those of ``state_dict()``.  Nothing changes unless every value is valid.
+        """
+        if not hasattr(state_dict, "keys"):
+            raise TypeError(f"state_dict: expected a mapping, got {type(state_dict).__name__}")
+        missing = [k for k in self._shapes if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in self._shapes]
+        if strict and (missing or unexpected):
+            parts = []
+            if missing:
+                parts.append(f"missing keys {missing}")
+            if unexpected:
+                parts.append(f"unexpected keys {unexpected}")
+            raise ValueError(
+                f"state_dict: {' and '.join(parts)}; expected exactly {list(self._shapes)}"
+            )
+        new = dict(self._params)
+        for name, shape in self._shapes.items():
+            if name not in state_dict:
+                continue
+            a = as_array(state_dict[name], f"state_dict[{name!r}]", self.dtype, copy=True,
+                         exact=False)
+            expect_shape(a, f"state_dict[{name!r}]", shape)
+            new[name] = a
+        self._set_params(new)
+        return IncompatibleKeys(missing, unexpected)
+
+    def _weights(self):
+        if self._packed is None:
+            p = {self._roles[n]: a for n, a in self._params.items()}
+            self._packed = pack(self._cell, p["weight_ih"], p["weight_hh"], p.get("bias_ih"),
+                                p.get("bias_hh"))
+        return self._packed
+
+    # -- shared argument handling ------------------------------------------------------
+    def _state_in(self, hx, shape, B):
+        """Initial states as (B, H) arrays: (h0, c0) for LSTM (c0 None otherwise)."""
+        H = self.hidden_size
+        if hx is None:
+            z = np.zeros((B, H), self.dtype)
+            return z, (np.zeros((B, H), self.dtype) if self._is_lstm else None)
+        if self._is_lstm:
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError("hx: expected a tuple (h_0, c_0) for an LSTM, got "
+                                f"{type(hx).__name__}")
+            out = []
+            for name, v in (("hx[0] (h_0)", hx[0]), ("hx[1] (c_0)", hx[1])):
+                a = as_array(v, name, self.dtype)
+                expect_shape(a, name, shape)
+                out.append(a.reshape(B, H))
+            return out[0], out[1]
+        if isinstance(hx, (tuple, list)):
+            raise TypeError(f"hx: expected an array of shape {shape}, got a {type(hx).__name__}")
+        a = as_array(hx, "hx", self.dtype)
+        expect_shape(a, "hx", shape)
+        return a.reshape(B, H), None
+
+    def _dstate_in(self, dstate, shape, B):
+        H = self.hidden_size
+
+        def one(v, name):
+            if v is None:
+                return None
+            a = as_array(v, name, self.dtype)
+            expect_shape(a, name, shape)
+            return a.reshape(B, H)
+
+        if dstate is None:
+            return None, None
+        if self._is_lstm:
+            if not isinstance(dstate, (tuple, list)) or len(dstate) != 2:
+                raise TypeError("dstate: expected a tuple (dh_n, dc_n) for an LSTM (either may "
+                                f"be None), got {type(dstate).__name__}")
+            return one(dstate[0], "dstate[0] (dh_n)"), one(dstate[1], "dstate[1] (dc_n)")
+        if isinstance(dstate, (tuple, list)):
+            raise TypeError(f"dstate: expected an array of shape {shape}, got a "
+                            f"{type(dstate).__name__}")
+        return one(dstate, "dstate"), None
+
+    def _check_tape(self, tape):
+        if not isinstance(tape, Tape):
+            raise TypeError("tape: expected the Tape returned by forward(..., train=True), got "
+                            f"{type(tape).__name__}")
+        if tape._owner is not self:
+            raise ValueError("tape: it was made by a different module's forward; pass the tape "
+                             "of this module's own forward call")
+
+    def _run(self, x_kernel, h0, c0, train):
+        packed = self._weights()
+        y, h_n, c_n, ws = sequence_forward(packed, x_kernel, h0, c0, train=train)
+        return packed, y, h_n, c_n, ws
+
+    def _grads_out(self, g):
+        inv = {role: name for name, role in self._roles.items()}
+        return {inv[role]: g[role] for role in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+                if role in g}
+
+
+# ------------------------------------------------------------------------------- layers
+class _RNNBase(_Module):
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, proj_size=0, *, dtype=np.float32, seed=None):
+        self.num_layers = check_size(num_layers, "num_layers")
+        if not isinstance(dropout, numbers.Real) or isinstance(dropout, bool) or not (
+            0.0 <= dropout <= 1.0
+        ):
+            raise ValueError(f"dropout: expected a number in [0, 1], got {dropout!r}")
+        self.dropout = float(dropout)
+        self.batch_first = bool(batch_first)
+        self.bidirectional = bool(bidirectional)
+        self.proj_size = check_size(proj_size, "proj_size", minimum=0)
+        if self.proj_size and self.proj_size >= hidden_size:
+            raise ValueError(f"proj_size: expected less than hidden_size ({hidden_size}), got "
+                             f"{self.proj_size}")
+        for option, unsupported in (
+            ("num_layers", self.num_layers > 1),
+            ("bidirectional", self.bidirectional),
+            ("proj_size", self.proj_size > 0),
+            ("dropout", self.dropout > 0),
+        ):
+            if unsupported:
+                raise NotImplementedError(
+                    f"{option}: this version of fusedrnn supports one layer, one direction, "
+                    "no projection and no dropout")
+        names = {r: f"{r}_l0" for r in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+        self._setup(input_size, hidden_size, bias, dtype, seed, names)
+
+    def __repr__(self):
+        s = f"{type(self).__name__}({self.input_size}, {self.hidden_size}"
+        s += self._extra_repr()
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dtype != np.float32:
+            s += f", dtype={self.dtype}"
+        return s + ")"
+
+    def _extra_repr(self):
+        return ""
+
+    def _prepare(self, x, hx, lengths, train):
+        if lengths is not None:
+            raise NotImplementedError(
+                "lengths: variable-length sequences are not supported by this version of "
+                "fusedrnn; pad them and pass lengths=None")
+        xa = as_array(x, "x", self.dtype)
+        if xa.ndim not in (2, 3):
+            raise ValueError("x: expected 3 dimensions "
+                             f"({'B, T' if self.batch_first else 'T, B'}, input_size) or 2 "
+                             f"(T, input_size) for an unbatched sequence, got shape {xa.shape}")
+        if xa.shape[-1] != self.input_size:
+            raise ValueError(f"x: expected input_size {self.input_size} on the last axis, got "
+                             f"shape {xa.shape}")
+        unbatched = xa.ndim == 2
+        if unbatched:
+            xk = xa[:, None, :]
+        elif self.batch_first:
+            xk = xa.transpose(1, 0, 2)
+        else:
+            xk = xa
+        T, B = xk.shape[0], xk.shape[1]
+        if T == 0 or B == 0:
+            raise ValueError(f"x: expected at least one time step and one sequence, got shape "
+                             f"{xa.shape}")
+        xk = np.ascontiguousarray(xk)
+        if train and np.may_share_memory(xk, _to_numpy(x)):
+            xk = xk.copy()  # the tape must not see later in-place changes of the caller's x
+        state_shape = (1, self.hidden_size) if unbatched else (1, B, self.hidden_size)
+        h0, c0 = self._state_in(hx, state_shape, B)
+        layout = "unbatched" if unbatched else ("batch_first" if self.batch_first else "seq")
+        return xk, h0, c0, state_shape, layout, xa.shape
+
+    @staticmethod
+    def _to_layout(a, layout):
+        """(T, B, F) kernel array -> the caller's layout."""
+        if layout == "unbatched":
+            return a[:, 0, :]
+        if layout == "batch_first":
+            return np.ascontiguousarray(a.transpose(1, 0, 2))
+        return a
+
+    def _state_out(self, h, c, state_shape):
+        h = h.reshape(state_shape)
+        return (h, c.reshape(state_shape)) if self._is_lstm else h
+
+    def __call__(self, x, hx=None):
+        """Inference: returns (output, h_n) or, for an LSTM, (output, (h_n, c_n))."""
+        y, state, _ = self.forward(x, hx, train=False)
+        return y, state
+
+    def forward(self, x, hx=None, lengths=None, train=True):
+        """Run the layer.  Returns (output, state, tape); tape is None unless ``train``.
+
+        x: (T, B, input_size), (B, T, input_size) with batch_first, or (T, input_size)
+        unbatched.  hx: initial state(s) of shape (1, B, hidden_size) ((1, hidden_size)
+        unbatched); for an LSTM a tuple (h_0, c_0).  None means zeros.
+        """
+        xk, h0, c0, state_shape, layout, x_shape = self._prepare(x, hx, lengths, train)
+        packed, y, h_n, c_n, ws = self._run(xk, h0, c0, train)
+        tape = None
+        if train:
+            tape = Tape()
+            tape._owner, tape._packed, tape._x, tape._workspace = self, packed, xk, ws
+            tape._x_shape, tape._state_shape, tape._layout = x_shape, state_shape, layout
+            tape._y_shape = x_shape[:-1] + (self.hidden_size,)
+        return self._to_layout(y, layout), self._state_out(h_n, c_n, state_shape), tape
+
+    def backward(self, tape, dy=None, dstate=None):
+        """Gradients for the forward call that made ``tape``.
+
+        dy: dL/d(output), same shape as the output (None: zeros).  dstate: dL/d(h_n)
+        (for an LSTM a tuple (dh_n, dc_n), either may be None), or None.
+        Returns (dx, dstate0, grads): dx like x, dstate0 like hx, grads a dict with the
+        keys of state_dict().
+        """
+        self._check_tape(tape)
+        T, B = tape._x.shape[:2]
+        if dy is None:
+            dyk = np.zeros((T, B, self.hidden_size), self.dtype)
+        else:
+            dya = as_array(dy, "dy", self.dtype)
+            expect_shape(dya, "dy", tape._y_shape)
+            if tape._layout == "unbatched":
+                dyk = dya[:, None, :]
+            elif tape._layout == "batch_first":
+                dyk = np.ascontiguousarray(dya.transpose(1, 0, 2))
+            else:
+                dyk = dya
+        dh, dc = self._dstate_in(dstate, tape._state_shape, B)
+        g = sequence_backward(tape._packed, tape._x, tape._workspace, dyk, dh, dc)
+        dx = self._to_layout(g["dx"], tape._layout)
+        dstate0 = self._state_out(g["dh0"], g.get("dc0"), tape._state_shape)
+        return dx, dstate0, self._grads_out(g)
+
+
+class LSTM(_RNNBase):
+    """Long short-term memory layer, as torch.nn.LSTM (gate rows i, f, g, o)."""
+
+    _num_gates = 4
+    _is_lstm = True
+    _cell = "lstm"
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, proj_size=0, *, dtype=np.float32, seed=None):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, proj_size, dtype=dtype, seed=seed)
+
+
+class GRU(_RNNBase):
+    """Gated recurrent unit layer, as torch.nn.GRU (gate rows r, z, n).
+
+    ``reset_after=True`` is torch's (and cuDNN's) form; ``reset_after=False`` is the
+    original of Cho et al. (2014), where the reset gate multiplies the state before the
+    candidate's recurrent product: n = tanh(W_in x + b_in + W_hn (r * h) + b_hn).
+    """
+
+    _num_gates = 3
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, *, reset_after=True, dtype=np.float32,
+                 seed=None):
+        self.reset_after = bool(reset_after)
+        self._cell = "gru" if self.reset_after else "gru_reset_before"
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, 0, dtype=dtype, seed=seed)
+
+    def _extra_repr(self):
+        return "" if self.reset_after else ", reset_after=False"
+
+
+def _check_nonlinearity(nonlinearity):
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+    return nonlinearity
+
+
+class RNN(_RNNBase):
+    """Elman RNN layer with tanh or relu, as torch.nn.RNN."""
+
+    _num_gates = 1
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, *, dtype=np.float32,
+                 seed=None):
+        self.nonlinearity = _check_nonlinearity(nonlinearity)
+        self._cell = "rnn_" + nonlinearity
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, 0, dtype=dtype, seed=seed)
+
+    def _extra_repr(self):
+        return ", nonlinearity='relu'" if self.nonlinearity == "relu" else ""
+
+
+# -------------------------------------------------------------------------------- cells
+class _CellBase(_Module):
+    def __init__(self, input_size, hidden_size, bias=True, *, dtype=np.float32, seed=None):
+        names = {r: r for r in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+        self._setup(input_size, hidden_size, bias, dtype, seed, names)
+
+    def __repr__(self):
+        s = f"{type(self).__name__}({self.input_size}, {self.hidden_size}"
+        s += self._extra_repr()
+        if not self.bias:
+            s += ", bias=False"
+        if self.dtype != np.float32:
+            s += f", dtype={self.dtype}"
+        return s + ")"
+
+    def _extra_repr(self):
+        return ""
+
+    def __call__(self, x, hx=None):
+        """One step (inference): returns h' or, for an LSTMCell, (h', c')."""
+        state, _ = self.forward(x, hx, train=False)
+        return state
+
+    def forward(self, x, hx=None, train=True):
+        """One step.  Returns (state, tape); tape is None unless ``train``.
+
+        x: (B, input_size) or (input_size,) unbatched.  hx: (B, hidden_size) (or
+        (hidden_size,)); for an LSTMCell a tuple (h, c).  None means zeros.
+        """
+        xa = as_array(x, "x", self.dtype)
+        if xa.ndim not in (1, 2):
+            raise ValueError("x: expected 2 dimensions (B, input_size) or 1 (input_size,), got "
+                             f"shape {xa.shape}")
+        if xa.shape[-1] != self.input_size:
+            raise ValueError(f"x: expected input_size {self.input_size} on the last axis, got "
+                             f"shape {xa.shape}")
+        B = 1 if xa.ndim == 1 else xa.shape[0]
+        if B == 0:
+            raise ValueError(f"x: expected at least one row, got shape {xa.shape}")
+        xk = xa.reshape(1, B, self.input_size)
+        if train and np.may_share_memory(xk, _to_numpy(x)):
+            xk = xk.copy()
+        state_shape = (self.hidden_size,) if xa.ndim == 1 else (B, self.hidden_size)
+        h0, c0 = self._state_in(hx, state_shape, B)
+        packed, _, h_n, c_n, ws = self._run(xk, h0, c0, train)
+        tape = None
+        if train:
+            tape = Tape()
+            tape._owner, tape._packed, tape._x, tape._workspace = self, packed, xk, ws
+            tape._x_shape, tape._state_shape, tape._layout = xa.shape, state_shape, "cell"
+            tape._y_shape = state_shape
+        h = h_n.reshape(state_shape)
+        return ((h, c_n.reshape(state_shape)) if self._is_lstm else h), tape
+
+    def backward(self, tape, dstate):
+        """Gradients of one step.  dstate: dL/dh' (for an LSTMCell a tuple (dh', dc'),
+        either may be None).  Returns (dx, dstate0, grads): dx like x, dstate0 like hx,
+        grads keyed like state_dict()."""
+        self._check_tape(tape)
+        B = tape._x.shape[1]
+        dh, dc = self._dstate_in(dstate, tape._state_shape, B)
+        dy = np.zeros((1, B, self.hidden_size), self.dtype)
+        g = sequence_backward(tape._packed, tape._x, tape._workspace, dy, dh, dc)
+        dx = g["dx"].reshape(tape._x_shape)
+        dh0 = g["dh0"].reshape(tape._state_shape)
+        dstate0 = (dh0, g["dc0"].reshape(tape._state_shape)) if self._is_lstm else dh0
+        return dx, dstate0, self._grads_out(g)
+
+
+class LSTMCell(_CellBase):
+    """One LSTM step, as torch.nn.LSTMCell."""
+
+    _num_gates = 4
+    _is_lstm = True
+    _cell = "lstm"
+
+
+class GRUCell(_CellBase):
+    """One GRU step, as torch.nn.GRUCell (``reset_after=False``: Cho et al. form)."""
+
+    _num_gates = 3
+
+    def __init__(self, input_size, hidden_size, bias=True, *, reset_after=True,
+                 dtype=np.float32, seed=None):
+        self.reset_after = bool(reset_after)
+        self._cell = "gru" if self.reset_after else "gru_reset_before"
+        super().__init__(input_size, hidden_size, bias, dtype=dtype, seed=seed)
+
+    def _extra_repr(self):
+        return "" if self.reset_after else ", reset_after=False"
+
+
+class RNNCell(_CellBase):
+    """One Elman RNN step with tanh or relu, as torch.nn.RNNCell."""
+
+    _num_gates = 1
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", *,
+                 dtype=np.float32, seed=None):
+        self.nonlinearity = _check_nonlinearity(nonlinearity)
+        self._cell = "rnn_" + nonlinearity
+        super().__init__(input_size, hidden_size, bias, dtype=dtype, seed=seed)
+
+    def _extra_repr(self):
+        return ", nonlinearity='relu'" if self.nonlinearity == "relu" else ""
