@@ -1,0 +1,55 @@
+"""Type stub of the private compiled module fusedrnn._core (use the fusedrnn package)."""
+
+from typing import Optional, Tuple
+
+import numpy as np
+import numpy.typing as npt
+
+class Weights:
+    """One layer-direction's weights, packed once for the selected kernels."""
+
+    def __init__(
+        self,
+        cell: str,
+        weight_ih: npt.NDArray[np.floating],
+        weight_hh: npt.NDArray[np.floating],
+        bias_ih: Optional[npt.NDArray[np.floating]] = None,
+        bias_hh: Optional[npt.NDArray[np.floating]] = None,
+    ) -> None: ...
+    @property
+    def cell(self) -> str: ...
+    @property
+    def input_size(self) -> int: ...
+    @property
+    def hidden_size(self) -> int: ...
+    @property
+    def dtype(self) -> np.dtype: ...
+    @property
+    def isa(self) -> str: ...
+    @property
+    def has_bias(self) -> bool: ...
+
+def forward(
+    weights: Weights,
+    x: npt.NDArray[np.floating],
+    h0: npt.NDArray[np.floating],
+    c0: Optional[npt.NDArray[np.floating]] = None,
+    train: bool = False,
+) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+    """(y, h_n, c_n or None, workspace or None) for x (T, B, I), states (B, H)."""
+
+def backward(
+    weights: Weights,
+    x: npt.NDArray[np.floating],
+    workspace: npt.NDArray[np.floating],
+    dy: npt.NDArray[np.floating],
+    dh_n: Optional[npt.NDArray[np.floating]] = None,
+    dc_n: Optional[npt.NDArray[np.floating]] = None,
+) -> Tuple[
+    np.ndarray, np.ndarray, Optional[np.ndarray], np.ndarray, np.ndarray,
+    Optional[np.ndarray], Optional[np.ndarray],
+]:
+    """(dx, dh0, dc0 or None, dw_ih, dw_hh, db_ih or None, db_hh or None)."""
+
+def workspace_size(cell: str, T: int, B: int, H: int) -> int: ...
+def cpu_info() -> dict: ...

@@ -1,0 +1,31 @@
+"""Shared fixtures.
+
+``torch``: PyTorch, imported lazily (only by the tests that ask for it, so the rest of
+the suite runs without it).  Missing torch skips those tests, except when the
+environment sets ``FUSEDRNN_REQUIRE_TORCH=1`` (CI: .ci/run), where it fails them.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+REQUIRE_TORCH_ENV = "FUSEDRNN_REQUIRE_TORCH"
+
+
+def import_torch():
+    """Import and return torch, or skip (fail under FUSEDRNN_REQUIRE_TORCH=1)."""
+    try:
+        import torch  # noqa: PLC0415 - lazy on purpose
+    except ImportError as e:
+        msg = f"PyTorch is not importable ({e}); the torch parity tests need torch==2.13.0 (CPU)"
+        if os.environ.get(REQUIRE_TORCH_ENV, "") == "1":
+            pytest.fail(f"{msg}, and {REQUIRE_TORCH_ENV}=1 requires it", pytrace=False)
+        pytest.skip(msg)
+    return torch
+
+
+@pytest.fixture(scope="session")
+def torch():
+    return import_torch()

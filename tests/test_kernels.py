@@ -1,0 +1,184 @@
+"""The compiled kernels against the float64 NumPy reference (DESIGN §3, §5).
+
+Sizes straddle the SIMD tiles: H in {1, 7, 8, 9, 16, 17, 31, 32, 33, 100}, B in {1, 3, 8},
+T in {1, 2, 17}, for every cell kind, float32 and float64, forward (inference and
+training) and every gradient.  Tolerances are norm-wise relative errors: float32
+outputs/states <= 1e-5, gradients <= 1e-4; float64 <= 1e-12.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import fusedrnn
+from fusedrnn import functional as F
+from fusedrnn import reference as ref
+
+CELLS = ["lstm", "gru", "gru_reset_before", "rnn_tanh", "rnn_relu"]
+HS = [1, 7, 8, 9, 16, 17, 31, 32, 33, 100]
+BS = [1, 3, 8]
+TS = [1, 2, 17]
+INPUTS = [1, 5, 16, 33]  # input sizes, rotated through the grid so I hits tails too
+TOL = {np.float32: (1e-5, 1e-4), np.float64: (1e-12, 1e-12)}
+
+
+def rel_err(a, b, floor=0.0):
+    """Norm-wise relative error; the denominator is at least `floor` per element."""
+    b = np.asarray(b, np.float64)
+    denom = max(np.linalg.norm(b), floor * np.sqrt(b.size), 1e-300)
+    return np.linalg.norm(np.asarray(a, np.float64) - b) / denom
+
+
+def make_problem(cell, T, B, I, H, bias, seed):
+    """Random weights (torch's init range), inputs, states and output gradients, float64."""
+    rng = np.random.default_rng(seed)
+    G = F.CELLS[cell]
+    k = 1 / np.sqrt(H)
+    p = dict(
+        weight_ih=rng.uniform(-k, k, (G * H, I)),
+        weight_hh=rng.uniform(-k, k, (G * H, H)),
+        bias_ih=rng.uniform(-k, k, G * H) if bias else None,
+        bias_hh=rng.uniform(-k, k, G * H) if bias else None,
+        x=rng.standard_normal((T, B, I)),
+        h0=rng.standard_normal((B, H)) * 0.5,
+        c0=rng.standard_normal((B, H)) * 0.5 if cell == "lstm" else None,
+        dy=rng.standard_normal((T, B, H)),
+        dh_n=rng.standard_normal((B, H)),
+        dc_n=rng.standard_normal((B, H)) if cell == "lstm" else None,
+    )
+    return p
+
+
+def reference_run(cell, p):
+    """Forward outputs and gradients of the float64 reference as flat dicts."""
+    w = (p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"])
+    if cell == "lstm":
+        y, h_n, c_n, cache = ref.lstm_forward(p["x"], p["h0"], p["c0"], *w)
+        g = ref.lstm_backward(cache, p["dy"], p["dh_n"], p["dc_n"])
+        out = dict(y=y, h_n=h_n, c_n=c_n)
+    elif cell.startswith("gru"):
+        y, h_n, cache = ref.gru_forward(p["x"], p["h0"], *w, reset_after=cell == "gru")
+        g = ref.gru_backward(cache, p["dy"], p["dh_n"])
+        out = dict(y=y, h_n=h_n)
+    else:
+        y, h_n, cache = ref.rnn_forward(p["x"], p["h0"], *w, nonlinearity=cell[4:])
+        g = ref.rnn_backward(cache, p["dy"], p["dh_n"])
+        out = dict(y=y, h_n=h_n)
+    return out, g
+
+
+def kernel_run(cell, p, dtype):
+    def c(a):
+        return None if a is None else np.ascontiguousarray(a, dtype)
+
+    packed = F.pack(cell, c(p["weight_ih"]), c(p["weight_hh"]), c(p["bias_ih"]), c(p["bias_hh"]))
+    y, h_n, c_n, ws = F.sequence_forward(packed, c(p["x"]), c(p["h0"]), c(p["c0"]), train=True)
+    yi, h_ni, c_ni, ws_i = F.sequence_forward(packed, c(p["x"]), c(p["h0"]), c(p["c0"]))
+    # Inference and training forwards share the arithmetic: bit-identical outputs.
+    assert ws_i is None
+    np.testing.assert_array_equal(yi, y)
+    np.testing.assert_array_equal(h_ni, h_n)
+    if cell == "lstm":
+        np.testing.assert_array_equal(c_ni, c_n)
+    g = F.sequence_backward(packed, c(p["x"]), ws, c(p["dy"]), c(p["dh_n"]), c(p["dc_n"]))
+    out = dict(y=y, h_n=h_n)
+    if cell == "lstm":
+        out["c_n"] = c_n
+    for v in list(out.values()) + list(g.values()):
+        assert v.dtype == dtype
+    return out, g
+
+
+def check_against_reference(cell, T, B, I, H, bias, dtype, seed):
+    p = make_problem(cell, T, B, I, H, bias, seed)
+    if dtype == np.float32:
+        # Compare like with like: the reference sees the float32-rounded problem.
+        p = {k: (None if v is None else v.astype(np.float32).astype(np.float64))
+             for k, v in p.items()}
+    ref_out, ref_g = reference_run(cell, p)
+    out, g = kernel_run(cell, p, dtype)
+    tol_fwd, tol_grad = TOL[dtype]
+    # A result that cancels to almost zero (at H = B = 1 a single output can) is only
+    # accurate to the scale of its terms, so for float32 the denominator is floored at
+    # 0.01 per element, well below the typical |y| ~ 0.1 to 1 of these problems.
+    floor = 1e-2 if dtype == np.float32 else 0.0
+    for k in ref_out:
+        e = rel_err(out[k], ref_out[k], floor)
+        assert e <= tol_fwd, (k, e)
+    assert set(g) == set(ref_g), (sorted(g), sorted(ref_g))
+    for k in ref_g:
+        assert g[k].shape == ref_g[k].shape, k
+        e = rel_err(g[k], ref_g[k], floor)
+        assert e <= tol_grad, (k, e)
+
+
+GRID = list(itertools.product(TS, BS, HS))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("T,B,H", GRID, ids=[f"T{t}B{b}H{h}" for t, b, h in GRID])
+def test_kernel_matches_reference(cell, T, B, H, dtype):
+    i = GRID.index((T, B, H))
+    I = INPUTS[i % len(INPUTS)]
+    bias = i % 5 != 4  # every fifth size runs without biases
+    check_against_reference(cell, T, B, I, H, bias, dtype, seed=i)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+def test_kernel_longer_sequence(cell, bias, dtype):
+    """T = 100 (the longest of DESIGN §3's tolerance statement), H across a tile edge."""
+    check_against_reference(cell, 100, 4, 24, 33, bias, dtype, seed=7)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_kernels_are_deterministic(cell):
+    p = make_problem(cell, 9, 3, 5, 17, True, seed=3)
+    a_out, a_g = kernel_run(cell, p, np.float32)
+    b_out, b_g = kernel_run(cell, p, np.float32)
+    for k in a_out:
+        np.testing.assert_array_equal(a_out[k], b_out[k])
+    for k in a_g:
+        np.testing.assert_array_equal(a_g[k], b_g[k])
+
+
+def test_optional_state_gradients_default_to_zero():
+    p = make_problem("lstm", 4, 2, 3, 5, True, seed=1)
+    c = lambda a: np.ascontiguousarray(a, np.float64)  # noqa: E731
+    packed = F.pack("lstm", c(p["weight_ih"]), c(p["weight_hh"]), c(p["bias_ih"]), c(p["bias_hh"]))
+    _, _, _, ws = F.sequence_forward(packed, c(p["x"]), c(p["h0"]), c(p["c0"]), train=True)
+    zeros = np.zeros_like(p["h0"])
+    g_none = F.sequence_backward(packed, c(p["x"]), ws, c(p["dy"]))
+    g_zero = F.sequence_backward(packed, c(p["x"]), ws, c(p["dy"]), zeros, zeros)
+    for k in g_none:
+        np.testing.assert_array_equal(g_none[k], g_zero[k])
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_workspace_size_formula(cell):
+    """Workspace of one training call: (G + 2) T B H + O(B H) for the gated cells."""
+    T, B, H = 11, 3, 7
+    G = F.CELLS[cell]
+    n = fusedrnn._core.workspace_size(cell, T, B, H)
+    if cell == "lstm":
+        assert n == (G + 2) * T * B * H + 2 * B * H
+    elif cell.startswith("gru"):
+        assert n == (G + 2) * T * B * H + B * H
+    else:
+        assert n == (T + 1) * B * H
+
+
+def test_saturated_gates_stay_finite():
+    """Pre-activations of +-1e4 saturate exactly: no NaN or inf anywhere."""
+    for cell in CELLS:
+        p = make_problem(cell, 3, 2, 4, 9, True, seed=5)
+        p["x"] = p["x"] * 1e4
+        for dtype in (np.float32, np.float64):
+            out, g = kernel_run(cell, p, dtype)
+            for k, v in list(out.items()) + list(g.items()):
+                assert np.all(np.isfinite(v)), (cell, dtype, k)
+            if cell != "rnn_relu":
+                assert np.all(np.abs(out["y"]) <= 1), cell
