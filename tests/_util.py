@@ -7,12 +7,13 @@ import numpy as np
 TINY = np.finfo(np.float64).tiny
 
 
-def rel_err(a, b) -> float:
-    """Norm-wise relative error ||a - b|| / max(||b||, tiny), computed in float64."""
+def rel_err(a, b, floor: float = 0.0) -> float:
+    """Norm-wise relative error ||a - b|| / max(||b||, floor * sqrt(b.size), tiny), in float64."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     assert a.shape == b.shape, f"shape {a.shape} != {b.shape}"
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), TINY))
+    denom = max(np.linalg.norm(b), floor * np.sqrt(b.size), TINY)
+    return float(np.linalg.norm(a - b) / denom)
 
 
 def assert_close(a, b, tol, what=""):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import fusedrnn
+from _util import rel_err
 from fusedrnn import functional as F
 from fusedrnn import reference as ref
 
@@ -21,13 +22,6 @@ BS = [1, 3, 8]
 TS = [1, 2, 17]
 INPUTS = [1, 5, 16, 33]  # input sizes, rotated through the grid so I hits tails too
 TOL = {np.float32: (1e-5, 1e-4), np.float64: (1e-12, 1e-12)}
-
-
-def rel_err(a, b, floor=0.0):
-    """Norm-wise relative error; the denominator is at least `floor` per element."""
-    b = np.asarray(b, np.float64)
-    denom = max(np.linalg.norm(b), floor * np.sqrt(b.size), 1e-300)
-    return np.linalg.norm(np.asarray(a, np.float64) - b) / denom
 
 
 def make_problem(cell, T, B, I, H, bias, seed):

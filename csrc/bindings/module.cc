@@ -46,7 +46,9 @@ std::string shape_str(std::initializer_list<int64_t> dims) {
 // The array must have dtype T, be C-contiguous and have exactly this shape.
 template <class T>
 const T* checked(const py::array& a, const char* name, std::initializer_list<int64_t> shape) {
-  if (!a.dtype().is(py::dtype::of<T>()))
+  // Equivalence, not identity: an unpickled float32 array has an equal dtype object
+  // that is not NumPy's canonical one.  Byte-swapped arrays are not equivalent.
+  if (!py::isinstance<py::array_t<T>>(a))
     throw py::type_error(std::string(name) + ": expected dtype " +
                          std::string(py::str(py::dtype::of<T>())) + ", got " +
                          std::string(py::str(a.dtype())));
@@ -100,9 +102,9 @@ class PackedWeights {
     if (I_ <= 0) throw std::invalid_argument("weight_ih: expected at least one column");
     if (b_ih.is_none() != b_hh.is_none())
       throw std::invalid_argument("bias_ih, bias_hh: give both or neither");
-    if (w_ih.dtype().is(py::dtype::of<float>()))
+    if (py::isinstance<py::array_t<float>>(w_ih))
       f32_ = pack<float>(w_ih, w_hh, b_ih, b_hh);
-    else if (w_ih.dtype().is(py::dtype::of<double>()))
+    else if (py::isinstance<py::array_t<double>>(w_ih))
       f64_ = pack<double>(w_ih, w_hh, b_ih, b_hh);
     else
       throw py::type_error("weight_ih: expected dtype float32 or float64, got " +

@@ -80,9 +80,17 @@ class _Module:
         self._set_params(params)
 
     def _set_params(self, params):
-        for a in params.values():
-            a.flags.writeable = False
-        self._params = params
+        # Keep each parameter in an immutable bytes object: a read-only array that owns
+        # its memory could be made writeable again (and then silently disagree with the
+        # packed copy the kernels use); one whose base is `bytes` cannot.
+        frozen = {}
+        for n, a in params.items():
+            f = np.frombuffer(np.ascontiguousarray(a).tobytes(), a.dtype).reshape(a.shape)
+            if not f.flags.aligned:  # never seen with CPython's allocator; stay safe anyway
+                f = a.copy()
+                f.flags.writeable = False
+            frozen[n] = f
+        self._params = frozen
         self._packed = None  # packed lazily, once per weight version
 
     def __getattr__(self, name):
@@ -390,7 +398,7 @@ class RNN(_RNNBase):
                          bidirectional, 0, dtype=dtype, seed=seed)
 
     def _extra_repr(self):
-        return ", nonlinearity='relu'" if self.nonlinearity == "relu" else ""
+        return ", nonlinearity=relu" if self.nonlinearity == "relu" else ""
 
 
 # -------------------------------------------------------------------------------- cells
@@ -497,4 +505,4 @@ class RNNCell(_CellBase):
         super().__init__(input_size, hidden_size, bias, dtype=dtype, seed=seed)
 
     def _extra_repr(self):
-        return ", nonlinearity='relu'" if self.nonlinearity == "relu" else ""
+        return ", nonlinearity=relu" if self.nonlinearity == "relu" else ""
