@@ -79,6 +79,21 @@ class _Module:
         params = {n: rng.uniform(-k, k, s).astype(self.dtype) for n, s in self._shapes.items()}
         self._set_params(params)
 
+    def __repr__(self):
+        # torch's style: positional sizes, then only the options that differ from default.
+        s = f"{type(self).__name__}({self.input_size}, {self.hidden_size}"
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            s += f", nonlinearity={self.nonlinearity}"
+        if not getattr(self, "reset_after", True):
+            s += ", reset_after=False"
+        if not self.bias:
+            s += ", bias=False"
+        if getattr(self, "batch_first", False):
+            s += ", batch_first=True"
+        if self.dtype != np.float32:
+            s += f", dtype={self.dtype}"
+        return s + ")"
+
     def _set_params(self, params):
         # Keep each parameter in an immutable bytes object: a read-only array that owns
         # its memory could be made writeable again (and then silently disagree with the
@@ -234,20 +249,6 @@ class _RNNBase(_Module):
         names = {r: f"{r}_l0" for r in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
         self._setup(input_size, hidden_size, bias, dtype, seed, names)
 
-    def __repr__(self):
-        s = f"{type(self).__name__}({self.input_size}, {self.hidden_size}"
-        s += self._extra_repr()
-        if not self.bias:
-            s += ", bias=False"
-        if self.batch_first:
-            s += ", batch_first=True"
-        if self.dtype != np.float32:
-            s += f", dtype={self.dtype}"
-        return s + ")"
-
-    def _extra_repr(self):
-        return ""
-
     def _prepare(self, x, hx, lengths, train):
         if lengths is not None:
             raise NotImplementedError(
@@ -374,9 +375,6 @@ class GRU(_RNNBase):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, dtype=dtype, seed=seed)
 
-    def _extra_repr(self):
-        return "" if self.reset_after else ", reset_after=False"
-
 
 def _check_nonlinearity(nonlinearity):
     if nonlinearity not in ("tanh", "relu"):
@@ -397,27 +395,12 @@ class RNN(_RNNBase):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, dtype=dtype, seed=seed)
 
-    def _extra_repr(self):
-        return ", nonlinearity=relu" if self.nonlinearity == "relu" else ""
-
 
 # -------------------------------------------------------------------------------- cells
 class _CellBase(_Module):
     def __init__(self, input_size, hidden_size, bias=True, *, dtype=np.float32, seed=None):
         names = {r: r for r in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
         self._setup(input_size, hidden_size, bias, dtype, seed, names)
-
-    def __repr__(self):
-        s = f"{type(self).__name__}({self.input_size}, {self.hidden_size}"
-        s += self._extra_repr()
-        if not self.bias:
-            s += ", bias=False"
-        if self.dtype != np.float32:
-            s += f", dtype={self.dtype}"
-        return s + ")"
-
-    def _extra_repr(self):
-        return ""
 
     def __call__(self, x, hx=None):
         """One step (inference): returns h' or, for an LSTMCell, (h', c')."""
@@ -489,9 +472,6 @@ class GRUCell(_CellBase):
         self._cell = "gru" if self.reset_after else "gru_reset_before"
         super().__init__(input_size, hidden_size, bias, dtype=dtype, seed=seed)
 
-    def _extra_repr(self):
-        return "" if self.reset_after else ", reset_after=False"
-
 
 class RNNCell(_CellBase):
     """One Elman RNN step with tanh or relu, as torch.nn.RNNCell."""
@@ -503,6 +483,3 @@ class RNNCell(_CellBase):
         self.nonlinearity = _check_nonlinearity(nonlinearity)
         self._cell = "rnn_" + nonlinearity
         super().__init__(input_size, hidden_size, bias, dtype=dtype, seed=seed)
-
-    def _extra_repr(self):
-        return ", nonlinearity=relu" if self.nonlinearity == "relu" else ""
