@@ -24,25 +24,45 @@ struct Ukernel {
   typedef T V __attribute__((vector_size(16), aligned(sizeof(T))));
 
   // C[0:M, 0:n] = (accumulate ? C : bias or 0) + A[0:M, 0:K] * Bp[0:K, 0:n]
+  // Small M has few independent accumulators, so the add latency would bind: P
+  // interleaved partial sums over k (k mod P) keep 8 chains in flight for any M.
   template <int M>
   static void run(int64_t K, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp, T* C,
                   int64_t ldc, int n, const T* bias, bool accumulate) {
-    V acc0[M], acc1[M];
-    for (int r = 0; r < M; ++r) acc0[r] = acc1[r] = V{};
-    for (int64_t k = 0; k < K; ++k) {
+    constexpr int P = M == 1 ? 4 : (M == 2 ? 2 : 1);
+    V acc0[P][M], acc1[P][M];
+    for (int p = 0; p < P; ++p)
+      for (int r = 0; r < M; ++r) acc0[p][r] = acc1[p][r] = V{};
+    int64_t k = 0;
+    for (; k + P <= K; k += P) {
+      for (int p = 0; p < P; ++p) {
+        const V b0 = *reinterpret_cast<const V*>(Bp + (k + p) * NR);
+        const V b1 = *reinterpret_cast<const V*>(Bp + (k + p) * NR + L);
+        for (int r = 0; r < M; ++r) {
+          const V a = V{} + A[r * a_rs + (k + p) * a_cs];  // broadcast
+          acc0[p][r] += a * b0;
+          acc1[p][r] += a * b1;
+        }
+      }
+    }
+    for (; k < K; ++k) {
       const V b0 = *reinterpret_cast<const V*>(Bp + k * NR);
       const V b1 = *reinterpret_cast<const V*>(Bp + k * NR + L);
       for (int r = 0; r < M; ++r) {
-        const V a = V{} + A[r * a_rs + k * a_cs];  // broadcast
-        acc0[r] += a * b0;
-        acc1[r] += a * b1;
+        const V a = V{} + A[r * a_rs + k * a_cs];
+        acc0[0][r] += a * b0;
+        acc1[0][r] += a * b1;
       }
     }
     for (int r = 0; r < M; ++r) {
+      for (int p = 1; p < P; ++p) {
+        acc0[0][r] += acc0[p][r];
+        acc1[0][r] += acc1[p][r];
+      }
       T tile[NR];
       for (int j = 0; j < L; ++j) {
-        tile[j] = acc0[r][j];
-        tile[L + j] = acc1[r][j];
+        tile[j] = acc0[0][r][j];
+        tile[L + j] = acc1[0][r][j];
       }
       store_row(C + r * ldc, tile, n, bias, accumulate);
     }
