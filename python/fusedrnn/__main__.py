@@ -41,6 +41,28 @@ def _positive(text):
 
 
 # -------------------------------------------------------------------------------- bench
+def _print_header(info, shapes, min_runs, budget, ref_limit):
+    """What was measured, where and how: the lines above the table."""
+    v = info["versions"]
+    torch = v["torch"] is not None
+    print(f"fusedrnn {fr.__version__} (isa {info['fusedrnn_cpu_info']['isa']}) on {info['cpu']}, "
+          f"{info['cpu_count']} CPUs; Python {v['python']}, NumPy {v['numpy']}, "
+          + (f"torch {v['torch']}" if torch else "torch not importable (no torch column)"))
+    print(_bench.thread_line(info["threads"]))
+    print("rows: " + " | ".join(s.describe() for s in shapes))
+    print("peers: ref = fusedrnn.reference in float32"
+          + ("; torch = torch.nn on the CPU (inference_mode)" if torch else ""))
+    peers = "ours/ref/torch" if torch else "ours/ref"
+    print(f"timing: median of >= {min_runs} runs per peer, alternating {peers}, about "
+          f"{budget:g} s per line")
+    print(f"x ref, x torch = peer time / ours time (> 1: ours faster); runs = {peers}")
+    print("training = forward + backward to x and all weights, counted as 3x the forward FLOPs")
+    print(f"check = max ||ours - ref|| / ||ref|| over outputs and gradients, ok below "
+          f"{_bench.TOLERANCE:g}")
+    print(f"* = measured once: its first run took over {ref_limit:g} s (--skip-ref-above)",
+          flush=True)
+
+
 def bench(args) -> int:
     started = time.perf_counter()
     quick = args.quick
@@ -53,24 +75,7 @@ def bench(args) -> int:
     sections = [("ms", [c for c in cases if not c[1].is_cell]),
                 ("us", [c for c in cases if c[1].is_cell])]
 
-    v = info["versions"]
-    rows = [s for s in (_bench.QUICK_ROWS if quick else _bench.ROWS)
-            if args.rows is None or s.name in args.rows]
-    print(f"fusedrnn {fr.__version__} (isa {info['fusedrnn_cpu_info']['isa']}) on {info['cpu']}, "
-          f"{info['cpu_count']} CPUs; Python {v['python']}, NumPy {v['numpy']}, "
-          + (f"torch {v['torch']}" if v["torch"] else "torch not importable (no torch column)"))
-    print(_bench.thread_line(info["threads"]))
-    print("rows: " + " | ".join(s.describe() for s in rows))
-    print("peers: ref = fusedrnn.reference in float32; torch = torch.nn on the CPU, "
-          "inference under inference_mode")
-    print(f"timing: median of >= {min_runs} runs per peer, alternating ours, ref, torch; "
-          f"about {budget:g} s per line")
-    print("x ref, x torch = peer time / ours time (> 1: ours faster); runs = ours/ref/torch")
-    print("training = forward + backward to x and all weights, 3x the forward FLOPs")
-    print(f"check = max ||ours - ref|| / ||ref|| over outputs and gradients, ok below "
-          f"{_bench.TOLERANCE:g}")
-    print(f"* = measured once: its first run took over {args.skip_ref_above:g} s "
-          "(--skip-ref-above)", flush=True)
+    _print_header(info, _bench.shapes(args.rows, quick), min_runs, budget, args.skip_ref_above)
 
     results, failed = [], False
     for unit, group in sections:
@@ -80,9 +85,9 @@ def bench(args) -> int:
         print(_bench.table_header(unit))
         for kind, shape, mode in group:
             case = _bench.Case(kind, shape, mode)
-            m = _bench.measure(case, min_runs=min_runs, max_runs=args.max_runs, budget_s=budget,
-                          ref_limit_s=args.skip_ref_above)
-            failed |= m.errors["ours"] >= _bench.TOLERANCE
+            m = _bench.measure(case, min_runs=min_runs, max_runs=args.max_runs,
+                               budget_s=budget, ref_limit_s=args.skip_ref_above)
+            failed |= not m.agrees()
             results.append(_bench.to_json(m))
             print(_bench.table_row(m), flush=True)
             del case, m  # free the layer, workspaces and reference caches before the next
@@ -157,16 +162,18 @@ def main(argv=None) -> int:
                        description="Time fusedrnn against the NumPy reference and PyTorch "
                        "(when importable) over the grid of DESIGN.md section 6.")
     p.add_argument("--quick", action="store_true",
-                   help=f"seconds-long subset: S1 and S4 at T={_bench.QUICK_T}, the cell row, "
-                   "short time budget")
-    p.add_argument("--kinds", type=_names(list(_bench.KINDS)), help="e.g. lstm,gru (default: all)")
+                   help=f"seconds-long subset: T cut to {_bench.QUICK_T}, rows "
+                   f"{','.join(_bench.QUICK_ROW_NAMES)} unless --rows, short time budget")
+    p.add_argument("--kinds", type=_names(list(_bench.KINDS)),
+                   help="e.g. lstm,gru (default: all)")
     p.add_argument("--rows", type=_names([s.name for s in _bench.ROWS]),
                    help="e.g. S1,S2,cell (default: all)")
     p.add_argument("--modes", type=_names(list(_bench.MODES)),
                    help="inference,training (default: both)")
     p.add_argument("--threads", type=_positive, default=1,
                    help="torch.set_num_threads (default 1; ours is single-threaded)")
-    p.add_argument("--min-runs", type=_positive, help="timed runs per peer at least (default 3, quick 5)")
+    p.add_argument("--min-runs", type=_positive,
+                   help="timed runs per peer at least (default 3, quick 5)")
     p.add_argument("--max-runs", type=_positive, default=50, help="timed runs per peer at most")
     p.add_argument("--budget", type=float,
                    help="seconds per line after which no more runs start, once --min-runs "

@@ -39,7 +39,6 @@ class Shape:
     B: int
     I: int  # noqa: E741 -- the usual name of the input size
     H: int
-    note: str
 
     @property
     def is_cell(self) -> bool:
@@ -54,18 +53,16 @@ class Shape:
 
 #: The rows of DESIGN.md section 6, then the one-step cell latency row.
 ROWS = (
-    Shape("S1", 100, 1, 256, 256, "streaming"),
-    Shape("S2", 100, 8, 512, 512, "medium"),
-    Shape("S3", 50, 64, 1024, 1024, "throughput"),
-    Shape("S4", 200, 32, 128, 128, "small hidden"),
-    Shape("cell", 1, 1, 128, 128, "one-step latency"),
+    Shape("S1", 100, 1, 256, 256),  # streaming
+    Shape("S2", 100, 8, 512, 512),
+    Shape("S3", 50, 64, 1024, 1024),  # throughput
+    Shape("S4", 200, 32, 128, 128),  # small hidden
+    Shape("cell", 1, 1, 128, 128),  # one-step latency, per call
 )
 
-#: The quick subset (seconds): S1, S4 with T cut to QUICK_T, and the cell row.
+#: The quick subset (seconds): these rows by default, and T cut to QUICK_T.
+QUICK_ROW_NAMES = ("S1", "S4", "cell")
 QUICK_T = 20
-QUICK_ROWS = tuple(
-    replace(s, T=min(s.T, QUICK_T)) for s in ROWS if s.name in ("S1", "S4", "cell")
-)
 
 MODES = ("inference", "training")
 
@@ -100,18 +97,21 @@ PEERS = ("ours", "reference", "torch")
 TOLERANCE = 1e-4
 
 
+def shapes(rows=None, quick=False):
+    """The rows named in `rows` (None: all, or QUICK_ROW_NAMES if quick); quick cuts T."""
+    names = rows if rows is not None else (QUICK_ROW_NAMES if quick else [s.name for s in ROWS])
+    return [replace(s, T=min(s.T, QUICK_T)) if quick else s for s in ROWS if s.name in names]
+
+
 def grid(kinds=None, rows=None, modes=None, quick=False):
     """The (kind, shape, mode) triples to run, in table order.
 
-    kinds / rows / modes: iterables of names (None: all).  The cell row is timed in
-    inference mode only.
+    kinds / rows / modes: iterables of names (None: all; rows see `shapes`).  The cell
+    row is timed in inference mode only.
     """
-    shapes = QUICK_ROWS if quick else ROWS
     out = []
     for k in kinds or KINDS:
-        for s in shapes:
-            if rows is not None and s.name not in rows:
-                continue
+        for s in shapes(rows, quick):
             for m in modes or MODES:
                 if not (s.is_cell and m == "training"):
                     out.append((KINDS[k], s, m))
@@ -127,7 +127,7 @@ def flops(kind: Kind, shape: Shape, mode: str) -> int:
 # ---------------------------------------------------------------------- environment
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def torch_or_none():
     """The torch module if ``import torch`` works here, else None (never installed)."""
     try:
@@ -168,7 +168,7 @@ def thread_info() -> dict:
     pools = _threadpoolctl_info()
     torch = torch_or_none()
     return {
-        # This version of the kernels has no threading (no set_num_threads yet).
+        # Until fusedrnn has get/set_num_threads its kernels are single-threaded.
         "ours": fr.get_num_threads() if hasattr(fr, "get_num_threads") else 1,
         "ours_threaded": hasattr(fr, "get_num_threads"),
         "torch": torch.get_num_threads() if torch is not None else None,
@@ -225,16 +225,19 @@ def machine_info() -> dict:
 
 
 def rel_error(got: dict, want: dict) -> float:
-    """max over the keys of ``want`` of ||got - want|| / ||want|| (norm-wise, float64)."""
-    worst = 0.0
+    """max over the keys of ``want`` of ||got - want|| / ||want|| (norm-wise, float64).
+
+    NaN if any result has a NaN, inf if a shape differs.
+    """
+    errors = []
     for key, w in want.items():
         g = np.asarray(got[key], np.float64)
         w = np.asarray(w, np.float64)
         if g.shape != w.shape:
             return float("inf")
         scale = np.linalg.norm(w) or np.linalg.norm(g) or 1.0
-        worst = max(worst, float(np.linalg.norm(g - w) / scale))
-    return worst
+        errors.append(np.linalg.norm(g - w) / scale)
+    return float(np.max(errors))  # np.max, unlike max(), propagates NaN
 
 
 def _strip_layer(name: str) -> str:
@@ -386,6 +389,10 @@ class Measurement:
         t = self.times.get(peer)
         return float(np.median(t)) if t else None
 
+    def agrees(self, peer="ours") -> bool:
+        """Whether the peer matched the reference (False for a NaN error too)."""
+        return self.errors[peer] < TOLERANCE
+
 
 def measure(case: Case, *, min_runs=3, max_runs=50, budget_s=2.0, ref_limit_s=None,
             min_sample_s=0.01) -> Measurement:
@@ -466,9 +473,8 @@ def table_row(m: Measurement) -> str:
         v = m.median(peer)
         return f"{v / ours:.2f}" if v is not None else "-"
 
-    err = m.errors["ours"]
-    check = f"{'ok' if err < TOLERANCE else 'FAIL'} {err:.0e}"
-    if m.errors.get("torch", 0) >= TOLERANCE:
+    check = f"{'ok' if m.agrees() else 'FAIL'} {m.errors['ours']:.0e}"
+    if "torch" in m.errors and not m.agrees("torch"):
         check += " torch!"  # torch disagrees with the reference: its times are suspect
     runs = "/".join(str(len(m.times[p])) for p in c.peers)
     values = [c.kind.name, c.shape.name, c.mode, f"{ours * scale:.1f}",

@@ -1,0 +1,43 @@
+"""Settings of the pytest-benchmark suite (not part of the test run: testpaths = tests).
+
+Environment variables:
+    FUSEDRNN_BENCH_QUICK=1       the quick subset (see shapes.py)
+    FUSEDRNN_BENCH_THREADS=n     torch.set_num_threads(n) (default 1, as the CLI)
+"""
+
+import os
+
+import pytest
+from fusedrnn import _bench
+from shapes import QUICK
+
+THREADS = int(os.environ.get("FUSEDRNN_BENCH_THREADS", "1"))
+
+
+def pytest_configure(config):
+    _bench.set_threads(THREADS)
+
+
+def pytest_report_header(config):
+    subset = f"quick subset (T <= {_bench.QUICK_T})" if QUICK else "full grid"
+    return f"fusedrnn bench: {subset}; {_bench.thread_line(_bench.thread_info())}"
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    # CPU, versions and thread counts go into --benchmark-json / --benchmark-autosave.
+    machine_info["fusedrnn"] = _bench.machine_info()
+
+
+@pytest.fixture(scope="session")
+def cases():
+    """get(kind, shape, mode) -> Case, built once and shared by the peers' benchmarks."""
+    built = {}
+
+    def get(kind, shape, mode):
+        key = (kind.name, shape.name, mode)
+        if key not in built:
+            built.clear()  # tests run case by case: keep one alive (S3's are large)
+            built[key] = _bench.Case(kind, shape, mode)
+        return built[key]
+
+    return get

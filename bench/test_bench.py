@@ -1,0 +1,30 @@
+"""pytest-benchmark suite over the grid of DESIGN.md section 6 (see bench/README.md).
+
+One benchmark per (kind, row, mode, peer), grouped by (kind, row, mode) so that the
+peers sit side by side; each first checks its peer's result once against the NumPy
+reference.  Unlike ``python -m fusedrnn bench``, the peers are timed one after the
+other, not alternating.
+"""
+
+import pytest
+from fusedrnn import _bench
+from shapes import CASES, PEERS, QUICK
+
+if QUICK:  # seconds in all; a benchmark marker overrides --benchmark-max-time/-min-rounds
+    pytestmark = pytest.mark.benchmark(max_time=0.1, min_rounds=3)
+
+
+@pytest.mark.parametrize("peer", PEERS)
+@pytest.mark.parametrize(
+    "kind, shape, mode", CASES, ids=[f"{k.name}-{s.name}-{m}" for k, s, m in CASES]
+)
+def test_bench(benchmark, cases, kind, shape, mode, peer):
+    case = cases(kind, shape, mode)
+    if peer not in case.peers:
+        pytest.skip(f"{peer}: not importable here")
+    fn = case.peers[peer]
+    err = case.check(fn())  # also the warm-up: weight packing, allocations
+    assert err < _bench.TOLERANCE, f"{peer} differs from the reference: rel. error {err:.1e}"
+    benchmark.group = f"{kind.name} {shape.describe()} {mode}"
+    benchmark.extra_info.update(flops=case.flops, rel_error=err)
+    benchmark(fn)
