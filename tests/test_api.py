@@ -63,23 +63,27 @@ def inputs(name, *, dtype=np.float64, seed=1, batch_first=False):
 
 def run_train(m, x, hx, seed=2):
     """forward(train=True) + backward with random dy / dstate; returns everything."""
-    name_is_lstm = isinstance(m, (fr.LSTM, fr.LSTMCell))
-    is_cell = isinstance(m, (fr.LSTMCell, fr.GRUCell, fr.RNNCell))
-    rng = np.random.default_rng(seed)
-    if is_cell:
+    if isinstance(m, (fr.LSTMCell, fr.GRUCell, fr.RNNCell)):
         state, tape = m.forward(x, hx, train=True)
         y = None
     else:
         y, state, tape = m.forward(x, hx, train=True)
-    st = state if name_is_lstm else (state,)
-    ds = tuple(rng.standard_normal(s.shape).astype(s.dtype) for s in st)
-    ds = ds if name_is_lstm else ds[0]
-    if is_cell:
-        dx, d0, g = m.backward(tape, ds)
-    else:
-        dy = rng.standard_normal(y.shape).astype(y.dtype)
-        dx, d0, g = m.backward(tape, dy, ds)
+    dx, d0, g = random_backward(m, tape, y, state, seed)
     return y, state, tape, dx, d0, g
+
+
+def random_backward(m, tape, y, state, seed=2):
+    """m.backward(tape, ...) with random dstate (and dy for layers) drawn from `seed`;
+    y is None for a cell.  The same seed gives the same call."""
+    is_lstm = isinstance(m, (fr.LSTM, fr.LSTMCell))
+    rng = np.random.default_rng(seed)
+    st = state if is_lstm else (state,)
+    ds = tuple(rng.standard_normal(s.shape).astype(s.dtype) for s in st)
+    ds = ds if is_lstm else ds[0]
+    if y is None:
+        return m.backward(tape, ds)
+    dy = rng.standard_normal(y.shape).astype(y.dtype)
+    return m.backward(tape, dy, ds)
 
 
 def flat(*objs):
@@ -337,17 +341,9 @@ def test_load_state_dict_changes_outputs_and_old_tape_keeps_old_weights(name):
     assert_all_equal(out_new, other(x, hx))
     assert not np.array_equal(flat(out_new)[0], flat(out_old)[0])
     # ... and the old tape still gives the gradients of the old weights
-    rng = np.random.default_rng(2)
-    is_lstm, is_cell = MODULES[name][3], MODULES[name][4]
-    state_old = out_old if is_cell else out_old[1]
-    st = state_old if is_lstm else (state_old,)
-    ds = tuple(rng.standard_normal(s.shape).astype(s.dtype) for s in st)
-    ds = ds if is_lstm else ds[0]
-    if is_cell:
-        again = m.backward(tape, ds)
-    else:
-        dy = rng.standard_normal(out_old[0].shape)
-        again = m.backward(tape, dy, ds)
+    is_cell = MODULES[name][4]
+    y_old, state_old = (None, out_old) if is_cell else out_old
+    again = random_backward(m, tape, y_old, state_old)
     assert_all_equal(again, (dx0, d00, g0))
 
 
@@ -453,20 +449,11 @@ def test_deterministic_and_backward_twice(name):
         if isinstance(a, fr.Tape):
             continue
         assert_all_equal(a, b)
-    # the same tape, backward twice
-    _, state, tape, dx, d0, g = r1
-    rng = np.random.default_rng(2)
-    is_lstm, is_cell = MODULES[name][3], MODULES[name][4]
-    st = state if is_lstm else (state,)
-    ds = tuple(rng.standard_normal(s.shape).astype(s.dtype) for s in st)
-    ds = ds if is_lstm else ds[0]
-    if is_cell:
-        again = m.backward(tape, ds)
-    else:
-        dy = rng.standard_normal(r1[0].shape).astype(np.float32)
-        again = m.backward(tape, dy, ds)
+    # the same tape, backward twice more
+    y, state, tape, dx, d0, g = r1
+    again = random_backward(m, tape, y, state)
     assert_all_equal(again, (dx, d0, g))
-    assert_all_equal(again, m.backward(tape, ds) if is_cell else m.backward(tape, dy, ds))
+    assert_all_equal(again, random_backward(m, tape, y, state))
 
 
 @pytest.mark.parametrize("name", LAYER_NAMES)

@@ -160,14 +160,20 @@ def _layer_parity(torch, name, case, dtype, seed):
         loss = loss + (c_nt * torch.from_numpy(wc)).sum()
     loss.backward()
 
-    _check("y", y, yt, tol["out"])
-    _check("h_n", h_n, h_nt, tol["out"])
+    outputs = [("y", y, yt), ("h_n", h_n, h_nt)] + ([("c_n", c_n, c_nt)] if is_lstm else [])
+    input_grads = [("dx", dx, xt.grad), ("dh0", dh0, h0t.grad)]
     if is_lstm:
-        _check("c_n", c_n, c_nt, tol["out"])
-    _check("dx", dx, xt.grad, tol["grad"])
-    _check("dh0", dh0, h0t.grad, tol["grad"])
-    if is_lstm:
-        _check("dc0", dc0, c0t.grad, tol["grad"])
+        input_grads.append(("dc0", dc0, c0t.grad))
+    _check_all(tol, outputs, input_grads, grads, theirs)
+
+
+def _check_all(tol, outputs, input_grads, grads, theirs):
+    """Compare (name, ours, torch) outputs and input gradients, then every parameter
+    gradient of the torch module against ours (same names, same order)."""
+    for name, a, t in outputs:
+        _check(name, a, t, tol["out"])
+    for name, a, t in input_grads:
+        _check(name, a, t, tol["grad"])
     tgrads = {k: p.grad for k, p in theirs.named_parameters()}
     assert list(grads) == list(tgrads)
     for k, g in tgrads.items():
@@ -212,17 +218,11 @@ def _cell_parity(torch, name, case, dtype, seed):
         loss = loss + (c1t * torch.from_numpy(wc)).sum()
     loss.backward()
 
-    _check("h'", h1, h1t, tol["out"])
+    outputs = [("h'", h1, h1t)] + ([("c'", c1, c1t)] if is_lstm else [])
+    input_grads = [("dx", dx, xt.grad), ("dh", dh0, h0t.grad)]
     if is_lstm:
-        _check("c'", c1, c1t, tol["out"])
-    _check("dx", dx, xt.grad, tol["grad"])
-    _check("dh", dh0, h0t.grad, tol["grad"])
-    if is_lstm:
-        _check("dc", dc0, c0t.grad, tol["grad"])
-    tgrads = {k: p.grad for k, p in theirs.named_parameters()}
-    assert list(grads) == list(tgrads)
-    for k, g in tgrads.items():
-        _check(f"grad {k}", grads[k], g, tol["grad"])
+        input_grads.append(("dc", dc0, c0t.grad))
+    _check_all(tol, outputs, input_grads, grads, theirs)
 
 
 @pytest.mark.parametrize("dtype", list(DTYPES.values()), ids=list(DTYPES))

@@ -82,7 +82,8 @@ void forward(const Weights<T>& w, const Dims& d, const T* x, const T* h0, const 
   }
   gemm<T>(T_ * B, x, d.I, 1, w.wih_t, gx, GH, false, w.bias_x.data());
 
-  Buffer<T> gh(B * GH), c_state(cell == Cell::lstm && !train ? BH : 0), rh_scratch(BH);
+  const bool rb = cell == Cell::gru_reset_before;
+  Buffer<T> gh(B * GH), c_state(cell == Cell::lstm && !train ? BH : 0), rh_scratch(rb && !train ? BH : 0);
   if (train) std::memcpy(ws_h, h0, sizeof(T) * BH);
   if (cell == Cell::lstm) {
     if (train)
@@ -171,7 +172,8 @@ void backward(const Weights<T>& w, const Dims& d, const T* x, const T* ws, const
   const T* ws_h = ws + layout.h_offset();
 
   Buffer<T> dgi(TB * GH), dgh(cell == Cell::gru ? TB * GH : 0);
-  Buffer<T> dh_a(BH), dh_b(BH), dc(cell == Cell::lstm ? BH : 0), drh(BH);
+  Buffer<T> dh_a(BH), dh_b(BH), dc(cell == Cell::lstm ? BH : 0);
+  Buffer<T> drh(cell == Cell::gru_reset_before ? BH : 0);  // dL/d(r * h_prev)
   T* dh_rec = dh_a.data();  // dL/dh_{t} from the steps after t
   T* dh_next = dh_b.data();
   if (dh_n)
