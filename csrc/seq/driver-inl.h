@@ -83,7 +83,8 @@ void forward(const Weights<T>& w, const Dims& d, const T* x, const T* h0, const 
   gemm<T>(T_ * B, x, d.I, 1, w.wih_t, gx, GH, false, w.bias_x.data());
 
   const bool rb = cell == Cell::gru_reset_before;
-  Buffer<T> gh(B * GH), c_state(cell == Cell::lstm && !train ? BH : 0), rh_scratch(rb && !train ? BH : 0);
+  Buffer<T> gh(B * GH), c_state(cell == Cell::lstm && !train ? BH : 0);
+  Buffer<T> rh_scratch(rb && !train ? BH : 0);
   if (train) std::memcpy(ws_h, h0, sizeof(T) * BH);
   if (cell == Cell::lstm) {
     if (train)
