@@ -130,12 +130,7 @@ def _layer_parity(torch, name, case, dtype, seed):
         x_shape = (B, T, I) if case.batch_first else (T, B, I)
         s_shape = (1, B, H)
     y_shape = x_shape[:-1] + (H,)
-    x = rng.standard_normal(x_shape).astype(dtype)
-    h0 = (0.5 * rng.standard_normal(s_shape)).astype(dtype)
-    c0 = (0.5 * rng.standard_normal(s_shape)).astype(dtype)
-    if not case.hx:
-        h0[...] = 0
-        c0[...] = 0
+    x, h0, c0 = _random_inputs(rng, x_shape, s_shape, dtype, case.hx)
     # The loss: sum(y * wy) + sum(h_n * wh) (+ sum(c_n * wc)).
     wy = rng.standard_normal(y_shape).astype(dtype)
     wh = rng.standard_normal(s_shape).astype(dtype)
@@ -167,6 +162,18 @@ def _layer_parity(torch, name, case, dtype, seed):
     _check_all(tol, outputs, input_grads, grads, theirs)
 
 
+def _random_inputs(rng, x_shape, s_shape, dtype, given_state):
+    """x, h0, c0 drawn from rng; the states are zeros when the case passes hx=None
+    (torch still gets them, with grad, to compare dh0 / dc0)."""
+    x = rng.standard_normal(x_shape).astype(dtype)
+    h0 = (0.5 * rng.standard_normal(s_shape)).astype(dtype)
+    c0 = (0.5 * rng.standard_normal(s_shape)).astype(dtype)
+    if not given_state:
+        h0[...] = 0
+        c0[...] = 0
+    return x, h0, c0
+
+
 def _check_all(tol, outputs, input_grads, grads, theirs):
     """Compare (name, ours, torch) outputs and input gradients, then every parameter
     gradient of the torch module against ours (same names, same order)."""
@@ -190,12 +197,7 @@ def _cell_parity(torch, name, case, dtype, seed):
 
     rng = np.random.default_rng(seed + 1)
     x_shape, s_shape = ((I,), (H,)) if case.unbatched else ((B, I), (B, H))
-    x = rng.standard_normal(x_shape).astype(dtype)
-    h0 = (0.5 * rng.standard_normal(s_shape)).astype(dtype)
-    c0 = (0.5 * rng.standard_normal(s_shape)).astype(dtype)
-    if not case.hx:
-        h0[...] = 0
-        c0[...] = 0
+    x, h0, c0 = _random_inputs(rng, x_shape, s_shape, dtype, case.hx)
     wh = rng.standard_normal(s_shape).astype(dtype)
     wc = rng.standard_normal(s_shape).astype(dtype)
 

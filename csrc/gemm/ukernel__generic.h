@@ -1,9 +1,9 @@
 // Portable GEMM micro-kernel: one M x NR tile of C from an A block read in place and
 // a packed B panel.
 //
-// Assumptions: the B panel is K x NR contiguous and aligned to sizeof(T) * NR (Packed layout, zero-padded past N);
-// A element (m, k) is at A[m * a_rs + k * a_cs] (any strides, so A or A^T);
-// 1 <= M <= MR and 1 <= n <= NR; C rows are ldc apart.  Plain loops with
+// Assumptions: the B panel is K x NR contiguous (Packed layout, zero-padded past N;
+// no alignment needed); A element (m, k) is at A[m * a_rs + k * a_cs] (any strides, so
+// A or A^T); 1 <= M <= MR and 1 <= n <= NR; C rows are ldc apart.  Loops have
 // compile-time trip counts so the compiler unrolls them and keeps the tile in registers.
 #pragma once
 

@@ -15,7 +15,7 @@ from . import _core
 
 __all__ = ["CELLS", "as_array", "as_dtype", "pack", "sequence_forward", "sequence_backward"]
 
-#: Kernel cell names, their gate counts and whether they carry a cell state.
+#: Kernel cell names and their gate counts.
 CELLS = {
     "lstm": 4,
     "gru": 3,  # reset_after=True

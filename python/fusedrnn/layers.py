@@ -49,6 +49,11 @@ class Tape:
     __slots__ = ("_owner", "_packed", "_x", "_workspace", "_y_shape", "_state_shape",
                  "_x_shape", "_layout")
 
+    def __init__(self, owner, packed, x, workspace, x_shape, y_shape, state_shape, layout):
+        self._owner, self._packed, self._x, self._workspace = owner, packed, x, workspace
+        self._x_shape, self._y_shape = x_shape, y_shape
+        self._state_shape, self._layout = state_shape, layout
+
     def __repr__(self):
         return f"<fusedrnn.Tape of {type(self._owner).__name__}, y shape {self._y_shape}>"
 
@@ -70,7 +75,7 @@ class _Module:
         shapes = {"weight_ih": (G * H, I), "weight_hh": (G * H, H)}
         if self.bias:
             shapes.update({"bias_ih": (G * H,), "bias_hh": (G * H,)})
-        # name in state_dict -> (role, shape)
+        # state_dict name -> shape, and -> role (weight_ih, weight_hh, bias_ih, bias_hh)
         self._shapes = {names[role]: shape for role, shape in shapes.items()}
         self._roles = {names[role]: role for role in shapes}
         # torch's default initialisation: every parameter uniform in +-1/sqrt(hidden_size).
@@ -159,47 +164,42 @@ class _Module:
     # -- shared argument handling ------------------------------------------------------
     def _state_in(self, hx, shape, B):
         """Initial states as (B, H) arrays: (h0, c0) for LSTM (c0 None otherwise)."""
-        H = self.hidden_size
         if hx is None:
-            z = np.zeros((B, H), self.dtype)
-            return z, (np.zeros((B, H), self.dtype) if self._is_lstm else None)
-        if self._is_lstm:
-            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise TypeError("hx: expected a tuple (h_0, c_0) for an LSTM, got "
-                                f"{type(hx).__name__}")
-            out = []
-            for name, v in (("hx[0] (h_0)", hx[0]), ("hx[1] (c_0)", hx[1])):
-                a = as_array(v, name, self.dtype)
-                expect_shape(a, name, shape)
-                out.append(a.reshape(B, H))
-            return out[0], out[1]
-        if isinstance(hx, (tuple, list)):
-            raise TypeError(f"hx: expected an array of shape {shape}, got a {type(hx).__name__}")
-        a = as_array(hx, "hx", self.dtype)
-        expect_shape(a, "hx", shape)
-        return a.reshape(B, H), None
+            H = self.hidden_size
+            return np.zeros((B, H), self.dtype), (
+                np.zeros((B, H), self.dtype) if self._is_lstm else None)
+        return self._state_arrays(hx, "hx", ("h_0", "c_0"), shape, B, parts_optional=False)
 
     def _dstate_in(self, dstate, shape, B):
-        H = self.hidden_size
+        """Gradients of the final states as (B, H) arrays or None: (dh_n, dc_n)."""
+        if dstate is None:
+            return None, None
+        return self._state_arrays(dstate, "dstate", ("dh_n", "dc_n"), shape, B,
+                                  parts_optional=True)
+
+    def _state_arrays(self, value, arg, parts, shape, B, parts_optional):
+        """A state argument as (B, H) arrays (h, c): a tuple of two for an LSTM, one
+        array otherwise (c is then None).  Each part must have `shape`; with
+        ``parts_optional`` a part may be None."""
 
         def one(v, name):
-            if v is None:
+            if v is None and parts_optional:
                 return None
             a = as_array(v, name, self.dtype)
             expect_shape(a, name, shape)
-            return a.reshape(B, H)
+            return a.reshape(B, self.hidden_size)
 
-        if dstate is None:
-            return None, None
         if self._is_lstm:
-            if not isinstance(dstate, (tuple, list)) or len(dstate) != 2:
-                raise TypeError("dstate: expected a tuple (dh_n, dc_n) for an LSTM (either may "
-                                f"be None), got {type(dstate).__name__}")
-            return one(dstate[0], "dstate[0] (dh_n)"), one(dstate[1], "dstate[1] (dc_n)")
-        if isinstance(dstate, (tuple, list)):
-            raise TypeError(f"dstate: expected an array of shape {shape}, got a "
-                            f"{type(dstate).__name__}")
-        return one(dstate, "dstate"), None
+            if not isinstance(value, (tuple, list)) or len(value) != 2:
+                either = " (either may be None)" if parts_optional else ""
+                raise TypeError(f"{arg}: expected a tuple ({parts[0]}, {parts[1]}) for an LSTM"
+                                f"{either}, got {type(value).__name__}")
+            return (one(value[0], f"{arg}[0] ({parts[0]})"),
+                    one(value[1], f"{arg}[1] ({parts[1]})"))
+        if isinstance(value, (tuple, list)):
+            raise TypeError(f"{arg}: expected an array of shape {shape}, got a "
+                            f"{type(value).__name__}")
+        return one(value, arg), None
 
     def _check_tape(self, tape):
         if not isinstance(tape, Tape):
@@ -209,10 +209,19 @@ class _Module:
             raise ValueError("tape: it was made by a different module's forward; pass the tape "
                              "of this module's own forward call")
 
-    def _run(self, x_kernel, h0, c0, train):
+    def _run(self, x_kernel, h0, c0, train, x_shape, y_shape, state_shape, layout):
+        """The kernel call; returns (y, h_n, c_n, tape), tape None unless ``train``."""
         packed = self._weights()
         y, h_n, c_n, ws = sequence_forward(packed, x_kernel, h0, c0, train=train)
-        return packed, y, h_n, c_n, ws
+        tape = None
+        if train:
+            tape = Tape(self, packed, x_kernel, ws, x_shape, y_shape, state_shape, layout)
+        return y, h_n, c_n, tape
+
+    def _state_out(self, h, c, state_shape):
+        """Final (or initial-state gradient) arrays in the caller's state layout."""
+        h = h.reshape(state_shape)
+        return (h, c.reshape(state_shape)) if self._is_lstm else h
 
     def _grads_out(self, g):
         inv = {role: name for name, role in self._roles.items()}
@@ -263,23 +272,26 @@ class _RNNBase(_Module):
             raise ValueError(f"x: expected input_size {self.input_size} on the last axis, got "
                              f"shape {xa.shape}")
         unbatched = xa.ndim == 2
-        if unbatched:
-            xk = xa[:, None, :]
-        elif self.batch_first:
-            xk = xa.transpose(1, 0, 2)
-        else:
-            xk = xa
+        layout = "unbatched" if unbatched else ("batch_first" if self.batch_first else "seq")
+        xk = self._from_layout(xa, layout)
         T, B = xk.shape[0], xk.shape[1]
         if T == 0 or B == 0:
             raise ValueError(f"x: expected at least one time step and one sequence, got shape "
                              f"{xa.shape}")
-        xk = np.ascontiguousarray(xk)
         if train and np.may_share_memory(xk, _to_numpy(x)):
             xk = xk.copy()  # the tape must not see later in-place changes of the caller's x
         state_shape = (1, self.hidden_size) if unbatched else (1, B, self.hidden_size)
         h0, c0 = self._state_in(hx, state_shape, B)
-        layout = "unbatched" if unbatched else ("batch_first" if self.batch_first else "seq")
         return xk, h0, c0, state_shape, layout, xa.shape
+
+    @staticmethod
+    def _from_layout(a, layout):
+        """The caller's array -> a C-contiguous (T, B, F) kernel array."""
+        if layout == "unbatched":
+            a = a[:, None, :]
+        elif layout == "batch_first":
+            a = a.transpose(1, 0, 2)
+        return np.ascontiguousarray(a)
 
     @staticmethod
     def _to_layout(a, layout):
@@ -289,10 +301,6 @@ class _RNNBase(_Module):
         if layout == "batch_first":
             return np.ascontiguousarray(a.transpose(1, 0, 2))
         return a
-
-    def _state_out(self, h, c, state_shape):
-        h = h.reshape(state_shape)
-        return (h, c.reshape(state_shape)) if self._is_lstm else h
 
     def __call__(self, x, hx=None):
         """Inference: returns (output, h_n) or, for an LSTM, (output, (h_n, c_n))."""
@@ -307,13 +315,8 @@ class _RNNBase(_Module):
         unbatched); for an LSTM a tuple (h_0, c_0).  None means zeros.
         """
         xk, h0, c0, state_shape, layout, x_shape = self._prepare(x, hx, lengths, train)
-        packed, y, h_n, c_n, ws = self._run(xk, h0, c0, train)
-        tape = None
-        if train:
-            tape = Tape()
-            tape._owner, tape._packed, tape._x, tape._workspace = self, packed, xk, ws
-            tape._x_shape, tape._state_shape, tape._layout = x_shape, state_shape, layout
-            tape._y_shape = x_shape[:-1] + (self.hidden_size,)
+        y_shape = x_shape[:-1] + (self.hidden_size,)
+        y, h_n, c_n, tape = self._run(xk, h0, c0, train, x_shape, y_shape, state_shape, layout)
         return self._to_layout(y, layout), self._state_out(h_n, c_n, state_shape), tape
 
     def backward(self, tape, dy=None, dstate=None):
@@ -331,12 +334,7 @@ class _RNNBase(_Module):
         else:
             dya = as_array(dy, "dy", self.dtype)
             expect_shape(dya, "dy", tape._y_shape)
-            if tape._layout == "unbatched":
-                dyk = dya[:, None, :]
-            elif tape._layout == "batch_first":
-                dyk = np.ascontiguousarray(dya.transpose(1, 0, 2))
-            else:
-                dyk = dya
+            dyk = self._from_layout(dya, tape._layout)
         dh, dc = self._dstate_in(dstate, tape._state_shape, B)
         g = sequence_backward(tape._packed, tape._x, tape._workspace, dyk, dh, dc)
         dx = self._to_layout(g["dx"], tape._layout)
@@ -428,15 +426,9 @@ class _CellBase(_Module):
             xk = xk.copy()
         state_shape = (self.hidden_size,) if xa.ndim == 1 else (B, self.hidden_size)
         h0, c0 = self._state_in(hx, state_shape, B)
-        packed, _, h_n, c_n, ws = self._run(xk, h0, c0, train)
-        tape = None
-        if train:
-            tape = Tape()
-            tape._owner, tape._packed, tape._x, tape._workspace = self, packed, xk, ws
-            tape._x_shape, tape._state_shape, tape._layout = xa.shape, state_shape, "cell"
-            tape._y_shape = state_shape
-        h = h_n.reshape(state_shape)
-        return ((h, c_n.reshape(state_shape)) if self._is_lstm else h), tape
+        _, h_n, c_n, tape = self._run(xk, h0, c0, train, xa.shape, state_shape, state_shape,
+                                      "cell")
+        return self._state_out(h_n, c_n, state_shape), tape
 
     def backward(self, tape, dstate):
         """Gradients of one step.  dstate: dL/dh' (for an LSTMCell a tuple (dh', dc'),
@@ -448,9 +440,7 @@ class _CellBase(_Module):
         dy = np.zeros((1, B, self.hidden_size), self.dtype)
         g = sequence_backward(tape._packed, tape._x, tape._workspace, dy, dh, dc)
         dx = g["dx"].reshape(tape._x_shape)
-        dh0 = g["dh0"].reshape(tape._state_shape)
-        dstate0 = (dh0, g["dc0"].reshape(tape._state_shape)) if self._is_lstm else dh0
-        return dx, dstate0, self._grads_out(g)
+        return dx, self._state_out(g["dh0"], g.get("dc0"), tape._state_shape), self._grads_out(g)
 
 
 class LSTMCell(_CellBase):
