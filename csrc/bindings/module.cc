@@ -12,6 +12,7 @@
 #include <string>
 
 #include "cpu/dispatch.h"
+#include "cpu/threads.h"
 #include "fusedrnn/cell.h"
 #include "fusedrnn/dims.h"
 #include "fusedrnn/kernels.h"
@@ -117,6 +118,9 @@ class PackedWeights {
   bool is_f32() const { return static_cast<bool>(f32_); }
   py::dtype dtype() const { return f32_ ? py::dtype::of<float>() : py::dtype::of<double>(); }
   std::string isa() const { return f32_ ? f32_->isa : f64_->isa; }
+  // The kernels of the ISA that packed these weights (the packing is theirs).
+  template <class T>
+  const fusedrnn::KernelTable<T>& kernels() const;
   bool has_bias() const { return f32_ ? f32_->has_bias : f64_->has_bias; }
   template <class T>
   const fusedrnn::Weights<T>& get() const;
@@ -131,6 +135,7 @@ class PackedWeights {
     const T* pbi = optional<T>(b_ih, "bias_ih", {GH});
     const T* pbh = optional<T>(b_hh, "bias_hh", {GH});
     auto w = std::make_unique<fusedrnn::Weights<T>>();
+    set_kernels(&table<T>());
     // Safe without the GIL: reads arrays kept alive by the caller's references and
     // writes only the new object, which no other thread can see yet.
     py::gil_scoped_release release;
@@ -138,8 +143,13 @@ class PackedWeights {
     return w;
   }
 
+  void set_kernels(const fusedrnn::KernelTable<float>* t) { k32_ = t; }
+  void set_kernels(const fusedrnn::KernelTable<double>* t) { k64_ = t; }
+
   Cell cell_;
   int64_t I_ = 0, H_ = 0;
+  const fusedrnn::KernelTable<float>* k32_ = nullptr;
+  const fusedrnn::KernelTable<double>* k64_ = nullptr;
   std::unique_ptr<fusedrnn::Weights<float>> f32_;
   std::unique_ptr<fusedrnn::Weights<double>> f64_;
 };
@@ -151,6 +161,14 @@ const fusedrnn::Weights<float>& PackedWeights::get<float>() const {
 template <>
 const fusedrnn::Weights<double>& PackedWeights::get<double>() const {
   return *f64_;
+}
+template <>
+const fusedrnn::KernelTable<float>& PackedWeights::kernels<float>() const {
+  return *k32_;
+}
+template <>
+const fusedrnn::KernelTable<double>& PackedWeights::kernels<double>() const {
+  return *k64_;
 }
 
 Dims dims_of(const PackedWeights& w, const py::array& x) {
@@ -206,7 +224,7 @@ py::tuple forward_t(const PackedWeights& pw, const py::array& x_a, const py::arr
     // Safe without the GIL: the inputs are kept alive by the caller's references, the
     // outputs are new arrays that no other thread has seen, and `pw` is immutable.
     py::gil_scoped_release release;
-    table<T>().forward(pw.get<T>(), d, x, h0, c0, py_, ph, pc_n, pws);
+    pw.kernels<T>().forward(pw.get<T>(), d, x, h0, c0, py_, ph, pc_n, pws);
   }
   return py::make_tuple(y, h_n, c_n, ws);
 }
@@ -250,7 +268,7 @@ py::tuple backward_t(const PackedWeights& pw, const py::array& x_a, const py::ar
   {
     // Safe without the GIL: as in forward — inputs held by the caller, outputs new.
     py::gil_scoped_release release;
-    table<T>().backward(pw.get<T>(), d, x, ws, dy, dh_n, dc_n, pdx, pdh0, pdc0, pdwi, pdwh, pdbi,
+    pw.kernels<T>().backward(pw.get<T>(), d, x, ws, dy, dh_n, dc_n, pdx, pdh0, pdc0, pdwi, pdwh, pdbi,
                         pdbh);
   }
   return py::make_tuple(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh);
@@ -308,8 +326,49 @@ PYBIND11_MODULE(_core, m) {
       py::arg("cell"), py::arg("T"), py::arg("B"), py::arg("H"),
       "Elements of the training workspace of one layer and direction.");
 
+  m.def("set_num_threads", &fusedrnn::set_num_threads, py::arg("n"),
+        "Threads the kernels use (default: the CPUs this process may run on).");
+  m.def("get_num_threads", &fusedrnn::get_num_threads);
+  m.def("available_cpus", &fusedrnn::available_cpus);
+  m.def("_use_isa", &fusedrnn::use_isa, py::arg("isa"),
+        "Tests only: switch the kernels that newly packed weights use.");
+  m.def(
+      "_activation",
+      [](const std::string& which, const py::array& x) -> py::array {
+        int w = which == "exp" ? 0 : which == "sigmoid" ? 1 : which == "tanh" ? 2 : -1;
+        if (w < 0)
+          throw std::invalid_argument("which: expected 'exp', 'sigmoid' or 'tanh', got '" +
+                                      which + "'");
+        if (x.ndim() != 1) throw std::invalid_argument("x: expected one dimension");
+        const int64_t n = x.shape(0);
+        if (py::isinstance<py::array_t<float>>(x)) {
+          const float* px = checked<float>(x, "x", {n});
+          auto y = empty<float>({n});
+          float* py_ = y.mutable_data();
+          py::gil_scoped_release release;
+          fusedrnn::kernels_f32().activation(w, px, py_, n);
+          return std::move(y);
+        }
+        const double* px = checked<double>(x, "x", {n});
+        auto y = empty<double>({n});
+        double* py_ = y.mutable_data();
+        py::gil_scoped_release release;
+        fusedrnn::kernels_f64().activation(w, px, py_, n);
+        return std::move(y);
+      },
+      py::arg("which"), py::arg("x"),
+      "Tests only: exp, sigmoid or tanh with the selected ISA's vector code.");
+  m.def(
+      "fma_peak",
+      [](double seconds) {
+        py::gil_scoped_release release;
+        return fusedrnn::kernels_f32().fma_peak(seconds);
+      },
+      py::arg("seconds") = 0.2,
+      "float32 FMA GFLOP/s of one thread with the selected ISA (a register-only loop).");
+
   m.def("cpu_info", []() {
-    const auto& info = fusedrnn::cpu_info();
+    const auto info = fusedrnn::cpu_info();
     py::dict d;
     d["isa"] = info.isa;
     d["available"] = info.available;

@@ -1,59 +1,10 @@
-// GRU element-wise part, forward and backward, for one batch row.
+// GRU reset_after=False element-wise parts, forward and backward, for one batch row.
+// (reset_after=True and the other cells are fused onto the GEMM tiles: fused-inl.h.)
 // Gate blocks in the order r, z, n, each H wide.  No alignment is assumed.
 #include <cstdint>
 
 namespace fusedrnn {
 namespace FUSEDRNN_ISA {
-
-// reset_after=True.  gx: input projection + b_ih + (b_hr, b_hz, 0) (3H);
-// gh: h_prev * W_hh^T without bias (3H); b_hn (H).
-// gates (3H, activated r, z, n) may alias gx or be null; hn (H) receives
-// W_hn h_prev + b_hn for backward, or is null.
-template <class T>
-inline void gru_fwd_row(int64_t H, const T* gx, const T* gh, const T* b_hn, const T* h_prev,
-                        T* h_out, T* h_out2, T* gates, T* hn) {
-  for_each_vec<T>(H, [&](auto tag, int64_t j) {
-    using V = typename decltype(tag)::type;
-    V r = sigmoid(V::load(gx + j) + V::load(gh + j));
-    V z = sigmoid(V::load(gx + H + j) + V::load(gh + H + j));
-    V hnv = V::load(gh + 2 * H + j) + V::load(b_hn + j);
-    V n = tanh(fma(r, hnv, V::load(gx + 2 * H + j)));
-    V hp = V::load(h_prev + j);
-    V h = fma(z, hp - n, n);  // (1 - z) n + z h
-    h.store(h_out + j);
-    if (h_out2) h.store(h_out2 + j);
-    if (gates) {
-      r.store(gates + j);
-      z.store(gates + H + j);
-      n.store(gates + 2 * H + j);
-    }
-    if (hn) hnv.store(hn + j);
-  });
-}
-
-// reset_after=True backward.  dgi (3H): gradient of the input-side pre-activations
-// (r, z, n); dgh (3H): of the recurrent ones (r, z, W_hn h + b_hn); dh_next = dh * z,
-// the direct part of dL/dh_prev (the product with W_hh is added by the caller).
-template <class T>
-inline void gru_bwd_row(int64_t H, const T* gates, const T* hn, const T* h_prev, const T* dy,
-                        const T* dh_rec, T* dgi, T* dgh, T* dh_next) {
-  for_each_vec<T>(H, [&](auto tag, int64_t j) {
-    using V = typename decltype(tag)::type;
-    const V one = V::set1(T(1));
-    V r = V::load(gates + j), z = V::load(gates + H + j), n = V::load(gates + 2 * H + j);
-    V dh = V::load(dy + j) + V::load(dh_rec + j);
-    V dn = dh * (one - z) * (one - n * n);
-    V dz = dh * (V::load(h_prev + j) - n) * z * (one - z);
-    V dr = dn * V::load(hn + j) * r * (one - r);
-    dr.store(dgi + j);
-    dz.store(dgi + H + j);
-    dn.store(dgi + 2 * H + j);
-    dr.store(dgh + j);
-    dz.store(dgh + H + j);
-    (dn * r).store(dgh + 2 * H + j);
-    (dh * z).store(dh_next + j);
-  });
-}
 
 // reset_after=False forward, first half.  grz: h_prev * W_hrz^T (2H).  Writes the
 // activated r, z over gx[0:2H] (gx is scratch or the workspace's gate row) and

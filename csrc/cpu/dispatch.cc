@@ -1,21 +1,76 @@
 // Chooses the kernel table once per process: the best ISA that is both compiled into
-// this build and usable on this CPU, unless FUSEDRNN_ISA forces a lower one.
+// this build and usable on this CPU, unless FUSEDRNN_ISA forces one.
 //
-// This build compiles the portable `generic` path only; the SIMD paths slot in here
-// as further entries of kIsas (best first), each with its own CPU check.
+// "Usable" means the CPU has the instructions (CPUID) and the operating system saves
+// the registers they use (XCR0, read with XGETBV): a CPU with AVX-512 under an OS or
+// hypervisor that does not enable the zmm state must not run AVX-512 code.
 #include "cpu/dispatch.h"
 
+#include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <stdexcept>
 
+#if defined(FUSEDRNN_HAVE_X86_KERNELS)
+#include <cpuid.h>
+#endif
+
 namespace fusedrnn {
 
-namespace generic {
-extern const KernelTable<float> table_f32;
-extern const KernelTable<double> table_f64;
-}  // namespace generic
+#define FUSEDRNN_DECLARE_TABLES(isa)             \
+  namespace isa {                                \
+  extern const KernelTable<float> table_f32;     \
+  extern const KernelTable<double> table_f64;    \
+  }
+FUSEDRNN_DECLARE_TABLES(generic)
+#if defined(FUSEDRNN_HAVE_X86_KERNELS)
+FUSEDRNN_DECLARE_TABLES(avx2)
+FUSEDRNN_DECLARE_TABLES(avx512)
+#endif
+#undef FUSEDRNN_DECLARE_TABLES
 
 namespace {
+
+#if defined(FUSEDRNN_HAVE_X86_KERNELS)
+struct X86Features {
+  bool avx2 = false, avx512 = false;
+};
+
+uint64_t xgetbv0() {
+  uint32_t eax, edx;
+  __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+  return (static_cast<uint64_t>(edx) << 32) | eax;
+}
+
+X86Features detect() {
+  X86Features f;
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  const bool osxsave = c & (1u << 27), avx = c & (1u << 28), fma = c & (1u << 12);
+  if (!osxsave || !avx) return f;
+  const uint64_t xcr0 = xgetbv0();
+  const bool ymm_state = (xcr0 & 0x6) == 0x6;     // SSE and AVX state
+  const bool zmm_state = (xcr0 & 0xe6) == 0xe6;   // + opmask, ZMM_Hi256, Hi16_ZMM
+  if (__get_cpuid_max(0, nullptr) < 7) return f;
+  __cpuid_count(7, 0, a, b, c, d);
+  const bool avx2 = b & (1u << 5);
+  const bool avx512f = b & (1u << 16), avx512dq = b & (1u << 17);
+  const bool avx512bw = b & (1u << 30), avx512vl = b & (1u << 31);
+  f.avx2 = ymm_state && avx2 && fma;
+  f.avx512 = f.avx2 && zmm_state && avx512f && avx512dq && avx512bw && avx512vl;
+  return f;
+}
+
+const X86Features& features() {
+  static const X86Features f = detect();
+  return f;
+}
+
+bool has_avx2() { return features().avx2; }
+bool has_avx512() { return features().avx512; }
+#endif
+
+bool always() { return true; }
 
 struct IsaEntry {
   const char* name;
@@ -24,63 +79,78 @@ struct IsaEntry {
   const KernelTable<double>* f64;
 };
 
-bool always() { return true; }
-
 // Best first.
 const IsaEntry kIsas[] = {
+#if defined(FUSEDRNN_HAVE_X86_KERNELS)
+    {"avx512", &has_avx512, &avx512::table_f32, &avx512::table_f64},
+    {"avx2", &has_avx2, &avx2::table_f32, &avx2::table_f64},
+#endif
     {"generic", &always, &generic::table_f32, &generic::table_f64},
 };
 
 const char* const kKnownIsas[] = {"avx512", "avx2", "generic"};
 
+// The entry for `want` (a known name), or an exception saying why it cannot run.
+const IsaEntry& entry_for(const std::string& want, const char* what) {
+  bool known = false;
+  for (const char* k : kKnownIsas) known = known || want == k;
+  if (!known)
+    throw std::runtime_error(std::string(what) + ": expected one of avx512, avx2, generic, got '" +
+                             want + "'");
+  for (const auto& e : kIsas)
+    if (want == e.name) {
+      if (!e.usable())
+        throw std::runtime_error(std::string(what) + "=" + want + ": this CPU cannot run it");
+      return e;
+    }
+  throw std::runtime_error(std::string(what) + "=" + want +
+                           ": not compiled into this build of fusedrnn");
+}
+
 struct Selection {
   CpuInfo info;
-  const IsaEntry* entry = nullptr;
+  std::atomic<const IsaEntry*> entry{nullptr};
 };
 
-Selection select() {
-  Selection s;
+Selection* select() {
+  auto* s = new Selection();  // lives for the process
   for (const auto& e : kIsas) {
-    s.info.compiled.push_back(e.name);
-    if (e.usable()) s.info.available.push_back(e.name);
+    s->info.compiled.push_back(e.name);
+    if (e.usable()) s->info.available.push_back(e.name);
   }
   const char* forced = std::getenv("FUSEDRNN_ISA");
-  std::string want = forced ? forced : "";
+  const std::string want = forced ? forced : "";
+  const IsaEntry* chosen = nullptr;
   if (want.empty()) {
     for (const auto& e : kIsas)
       if (e.usable()) {
-        s.entry = &e;
+        chosen = &e;
         break;
       }
   } else {
-    bool known = false;
-    for (const char* k : kKnownIsas) known = known || want == k;
-    if (!known)
-      throw std::runtime_error("FUSEDRNN_ISA: expected one of avx512, avx2, generic, got '" +
-                               want + "'");
-    for (const auto& e : kIsas)
-      if (want == e.name) {
-        if (!e.usable())
-          throw std::runtime_error("FUSEDRNN_ISA=" + want + ": this CPU cannot run it");
-        s.entry = &e;
-      }
-    if (!s.entry)
-      throw std::runtime_error("FUSEDRNN_ISA=" + want +
-                               ": not compiled into this build of fusedrnn");
+    chosen = &entry_for(want, "FUSEDRNN_ISA");
   }
-  s.info.isa = s.entry->name;
+  s->entry.store(chosen);
   return s;
 }
 
-const Selection& selection() {
-  static const Selection s = select();
-  return s;
+Selection& selection() {
+  static Selection* s = select();
+  return *s;
 }
 
 }  // namespace
 
-const CpuInfo& cpu_info() { return selection().info; }
-const KernelTable<float>& kernels_f32() { return *selection().entry->f32; }
-const KernelTable<double>& kernels_f64() { return *selection().entry->f64; }
+CpuInfo cpu_info() {
+  Selection& s = selection();
+  CpuInfo info = s.info;
+  info.isa = s.entry.load()->name;
+  return info;
+}
+
+void use_isa(const std::string& name) { selection().entry.store(&entry_for(name, "isa")); }
+
+const KernelTable<float>& kernels_f32() { return *selection().entry.load()->f32; }
+const KernelTable<double>& kernels_f64() { return *selection().entry.load()->f64; }
 
 }  // namespace fusedrnn

@@ -14,9 +14,14 @@ struct CpuInfo {
   std::vector<std::string> compiled;   // compiled into this build, best first
 };
 
-const CpuInfo& cpu_info();
-// The selected tables.  Throw std::runtime_error if FUSEDRNN_ISA names an ISA that
-// this build or CPU cannot run.
+// Throws std::runtime_error (on first use) if FUSEDRNN_ISA names an ISA that this
+// build or CPU cannot run.
+CpuInfo cpu_info();
+// Switches the selected ISA for the rest of the process (tests use it to run every
+// ISA in one process); throws std::runtime_error as above.  Weights packed by one ISA
+// are refused by another's kernels (the binding checks Weights::isa).
+void use_isa(const std::string& name);
+// The selected tables.
 const KernelTable<float>& kernels_f32();
 const KernelTable<double>& kernels_f64();
 

@@ -1,80 +1,169 @@
 // Weight packing and the portable GEMM macro-kernel (BLIS split): this file owns the
-// loops, blocking and edges; the per-ISA Ukernel<T> only computes register tiles.
+// loops, blocking, edges and the split over threads; the micro-kernel (ukernel-inl.h)
+// only computes register tiles.
 //
 // Included by each per-ISA translation unit inside namespace fusedrnn::FUSEDRNN_ISA,
-// after that ISA's Ukernel<T> is defined.
+// after ukernel-inl.h.
 //
 // C (M x N, row stride ldc) = [C if accumulate] + op(A) (M x K) * B (K x N, packed)
 //                             [+ bias (N) if not accumulate and bias != null]
 // A element (m, k) is at A[m * a_rs + k * a_cs]: (lda, 1) for A, (1, lda) for A^T.
-// The summation order is fixed by the sizes alone, so results are reproducible.
+// Every element of C is computed by one thread, in an order fixed by the sizes alone,
+// so results do not depend on the number of threads.
 #include <algorithm>
 #include <cstdint>
 
+#include "cpu/threads.h"
 #include "fusedrnn/kernels.h"
 
 namespace fusedrnn {
 namespace FUSEDRNN_ISA {
 
-// Pack the K x N matrix whose element (k, n) is src[k * rs + n * cs].
+// The tile of the large products: NV vectors wide, MR rows.
 template <class T>
-void pack_b(Packed<T>& p, int64_t K, int64_t N, const T* src, int64_t rs, int64_t cs) {
-  constexpr int NR = Ukernel<T>::NR;
+struct GemmShape {
+  static constexpr int NV = kVecRegisters >= 32 ? 4 : 2;
+  static constexpr int MR = tile_rows(NV);
+  static constexpr int NR = NV * Vec<T>::width;
+};
+
+// [begin, end) of `n` items for thread `rank` of `size`, in contiguous blocks.
+inline void split(int64_t n, int rank, int size, int64_t& begin, int64_t& end) {
+  const int64_t base = n / size, extra = n % size;
+  begin = rank * base + std::min<int64_t>(rank, extra);
+  end = begin + base + (rank < extra ? 1 : 0);
+}
+
+// Sizes `p` for a K x N matrix in panels of NR columns (may throw std::bad_alloc: call
+// it before a parallel region, never inside one).
+template <class T>
+void pack_b_alloc(Packed<T>& p, int64_t K, int64_t N) {
+  constexpr int NR = GemmShape<T>::NR;
   p.K = K;
   p.N = N;
   p.nr = NR;
-  const int64_t panels = (N + NR - 1) / NR;
+  p.data.reset((N + NR - 1) / NR * K * NR);
+}
+
+// Packs the K x N matrix whose element (k, n) is src[k * rs + n * cs] into `p`, sized
+// by pack_b_alloc.  Panels are split over the region's threads; ends with a barrier.
+template <class T>
+void pack_b(ThreadCtx& ctx, Packed<T>& p, const T* src, int64_t rs, int64_t cs) {
+  constexpr int NR = GemmShape<T>::NR;
+  const int64_t K = p.K, N = p.N, panels = (N + NR - 1) / NR;
+  int64_t q0, q1;
+  split(panels, ctx.rank(), ctx.size(), q0, q1);
+  for (int64_t q = q0; q < q1; ++q) {
+    T* out = p.data.data() + q * K * NR;
+    const int64_t n0 = q * NR, nn = std::min<int64_t>(NR, N - n0);
+    for (int64_t k = 0; k < K; ++k) {
+      for (int j = 0; j < nn; ++j) out[j] = src[k * rs + (n0 + j) * cs];
+      for (int j = static_cast<int>(nn); j < NR; ++j) out[j] = T(0);
+      out += NR;
+    }
+  }
+  ctx.barrier();
+}
+
+template <class T>
+void pack_b(Packed<T>& p, int64_t K, int64_t N, const T* src, int64_t rs, int64_t cs) {
+  pack_b_alloc(p, K, N);
+  ThreadCtx alone;
+  pack_b(alone, p, src, rs, cs);
+}
+
+// Packs W^T (W is G*H x K row-major, gate blocks of H rows) for the fused recurrent
+// tiles: panel p holds units [p*U, p*U + U), U = UV * width, and for each k the
+// G * UV vectors (gate g, unit vector uv) side by side, so that one register tile
+// holds every gate of the same hidden units.  Units past H are zero.
+template <class T>
+void pack_units(Packed<T>& p, int G, int UV, int64_t H, int64_t K, const T* w) {
+  constexpr int W = Vec<T>::width;
+  const int U = UV * W, NR = G * U;
+  const int64_t panels = (H + U - 1) / U;
+  p.K = K;
+  p.N = G * H;
+  p.nr = NR;
   p.data.reset(panels * K * NR);
   T* out = p.data.data();
   for (int64_t q = 0; q < panels; ++q)
     for (int64_t k = 0; k < K; ++k)
-      for (int j = 0; j < NR; ++j) {
-        const int64_t n = q * NR + j;
-        *out++ = n < N ? src[k * rs + n * cs] : T(0);
-      }
+      for (int g = 0; g < G; ++g)
+        for (int j = 0; j < U; ++j) {
+          const int64_t u = q * U + j;
+          *out++ = u < H ? w[(g * H + u) * K + k] : T(0);
+        }
 }
 
+// The rows [m_begin, m_end) x panels [q_begin, q_end) part of a product (see top).
 template <class T>
-inline void ukernel_rows(int m, int64_t K, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp,
-                         T* C, int64_t ldc, int n, const T* bias, bool accumulate) {
-  static_assert(Ukernel<T>::MR == 4, "ukernel_rows dispatches M = 1..4");
-  switch (m) {
-    case 1: Ukernel<T>::template run<1>(K, A, a_rs, a_cs, Bp, C, ldc, n, bias, accumulate); break;
-    case 2: Ukernel<T>::template run<2>(K, A, a_rs, a_cs, Bp, C, ldc, n, bias, accumulate); break;
-    case 3: Ukernel<T>::template run<3>(K, A, a_rs, a_cs, Bp, C, ldc, n, bias, accumulate); break;
-    default: Ukernel<T>::template run<4>(K, A, a_rs, a_cs, Bp, C, ldc, n, bias, accumulate); break;
+void gemm_part(int64_t m_begin, int64_t m_end, int64_t q_begin, int64_t q_end, const T* A,
+               int64_t a_rs, int64_t a_cs, const Packed<T>& B, T* C, int64_t ldc,
+               bool accumulate, const T* bias) {
+  using V = Vec<T>;
+  constexpr int W = V::width, NV = GemmShape<T>::NV, MR = GemmShape<T>::MR, NR = NV * W;
+  constexpr int64_t KC = 384;  // a KC x NR panel slice stays in L1
+  constexpr int64_t MC = 96;   // an MC x KC block of A stays in L2
+  const int64_t K = B.K, N = B.N;
+  for (int64_t k0 = 0; k0 < K || k0 == 0; k0 += KC) {
+    const int64_t kc = std::min(KC, K - k0);
+    const bool acc = accumulate || k0 > 0;
+    const T* bias0 = (!acc && bias) ? bias : nullptr;
+    for (int64_t m0 = m_begin; m0 < m_end; m0 += MC) {
+      const int64_t mc = std::min(MC, m_end - m0);
+      for (int64_t q = q_begin; q < q_end; ++q) {
+        const int64_t n0 = q * NR;
+        const int n = static_cast<int>(std::min<int64_t>(NR, N - n0));
+        const T* Bp = B.data.data() + q * K * NR + k0 * NR;
+        for (int64_t i = m0; i < m0 + mc; i += MR) {
+          const int m = static_cast<int>(std::min<int64_t>(MR, m0 + mc - i));
+          T* Ci = C + i * ldc + n0;
+          tile_rows_dispatch<T, MR, NV>(
+              m, kc, A + i * a_rs + k0 * a_cs, a_rs, a_cs, Bp, [&](int r, const V* row) {
+                T* c = Ci + r * ldc;
+                for (int v = 0; v < NV; ++v) {
+                  const int lanes = std::min(W, n - v * W);
+                  if (lanes <= 0) break;
+                  V out = row[v];
+                  if (acc)
+                    out = out + load_n<V>(c + v * W, lanes);
+                  else if (bias0)
+                    out = out + load_n<V>(bias0 + n0 + v * W, lanes);
+                  store_n(out, c + v * W, lanes);
+                }
+              });
+        }
+      }
+    }
+    if (K == 0) break;
+  }
+}
+
+// The whole product, split over the region's threads: by panels of C when there are
+// enough of them, else by blocks of MR rows.  No barrier: the caller adds one if
+// other threads read C next.
+template <class T>
+void gemm(ThreadCtx& ctx, int64_t M, const T* A, int64_t a_rs, int64_t a_cs, const Packed<T>& B,
+          T* C, int64_t ldc, bool accumulate, const T* bias) {
+  constexpr int NR = GemmShape<T>::NR, MR = GemmShape<T>::MR;
+  if (M <= 0 || B.N <= 0) return;
+  const int64_t panels = (B.N + NR - 1) / NR, row_blocks = (M + MR - 1) / MR;
+  int64_t b, e;
+  if (panels >= 2 * ctx.size() || panels >= row_blocks) {
+    split(panels, ctx.rank(), ctx.size(), b, e);
+    gemm_part(0, M, b, e, A, a_rs, a_cs, B, C, ldc, accumulate, bias);
+  } else {
+    split(row_blocks, ctx.rank(), ctx.size(), b, e);
+    gemm_part(b * MR, std::min(M, e * MR), 0, panels, A, a_rs, a_cs, B, C, ldc, accumulate,
+              bias);
   }
 }
 
 template <class T>
 void gemm(int64_t M, const T* A, int64_t a_rs, int64_t a_cs, const Packed<T>& B, T* C,
           int64_t ldc, bool accumulate, const T* bias) {
-  constexpr int MR = Ukernel<T>::MR;
-  constexpr int NR = Ukernel<T>::NR;
-  constexpr int64_t KC = 256;  // B panel slice KC x NR stays in L1
-  constexpr int64_t MC = 128;  // A block MC x KC stays in L2
-  const int64_t K = B.K, N = B.N;
-  if (M <= 0 || N <= 0) return;
-  const int64_t panels = (N + NR - 1) / NR;
-  int64_t k0 = 0;
-  do {
-    const int64_t kc = std::min(KC, K - k0);
-    const bool acc = accumulate || k0 > 0;
-    const T* bias0 = (!acc && bias) ? bias : nullptr;
-    for (int64_t m0 = 0; m0 < M; m0 += MC) {
-      const int64_t mc = std::min(MC, M - m0);
-      for (int64_t q = 0; q < panels; ++q) {
-        const int n = static_cast<int>(std::min<int64_t>(NR, N - q * NR));
-        const T* Bp = B.data.data() + q * K * NR + k0 * NR;
-        for (int64_t i = m0; i < m0 + mc; i += MR) {
-          const int m = static_cast<int>(std::min<int64_t>(MR, m0 + mc - i));
-          ukernel_rows<T>(m, kc, A + i * a_rs + k0 * a_cs, a_rs, a_cs, Bp, C + i * ldc + q * NR,
-                          ldc, n, bias0 ? bias0 + q * NR : nullptr, acc);
-        }
-      }
-    }
-    k0 += kc;
-  } while (k0 < K);
+  ThreadCtx alone;
+  gemm(alone, M, A, a_rs, a_cs, B, C, ldc, accumulate, bias);
 }
 
 }  // namespace FUSEDRNN_ISA

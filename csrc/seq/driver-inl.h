@@ -1,11 +1,20 @@
 // The time loop of one layer and direction, forward and backward.
 //
-// Forward: the input projection of all T steps is one product (T*B x I by I x G*H),
-// then per step the recurrent product h_{t-1} W_hh^T and the fused element-wise cell.
-// Backward: the reverse loop runs the element-wise backward and the per-step product
-// dgates W_hh; dx, dW_ih, dW_hh and the bias gradients are large products / sums
-// after the loop.  Layouts: x (T, B, I), y (T, B, H), states (B, H), all row-major
-// and contiguous; the training workspace as described in fusedrnn/dims.h.
+// Forward: the input projection of all T steps is one product (T*B x I by I x G*H).
+// Then one parallel region runs the whole sequence: each thread owns a fixed slice of
+// hidden units (all G gates of them: one packed panel of W_hh^T per tile, so its W_hh
+// slice stays in its own cache); per step it computes its tiles of h_{t-1} W_hh^T and
+// finishes the cell on each tile while it is still in registers (cells/fused-inl.h);
+// one barrier per step publishes h_t to the other threads.
+// Backward: the same structure in reverse — per step the tiles of dgates_{t+1} W_hh
+// (the recurrent part of dh_t) with the element-wise backward of step t fused onto
+// them; dx, dW_ih, dW_hh and the bias gradients are large products and sums after the
+// loop.  GRU reset_after=False needs two recurrent products per step with a cell part
+// between them; it runs the unfused loop at the end of this file.
+//
+// Layouts: x (T, B, I), y (T, B, H), states (B, H), all row-major and contiguous; the
+// training workspace as described in fusedrnn/dims.h.  Results do not depend on the
+// number of threads: work is split by whole tiles and every sum has a fixed order.
 //
 // Included by each per-ISA translation unit inside namespace fusedrnn::FUSEDRNN_ISA.
 #include <algorithm>
@@ -13,6 +22,7 @@
 #include <cstring>
 #include <utility>
 
+#include "cpu/threads.h"
 #include "fusedrnn/dims.h"
 #include "fusedrnn/kernels.h"
 
@@ -20,6 +30,27 @@ namespace fusedrnn {
 namespace FUSEDRNN_ISA {
 
 extern const char kIsaName[];
+
+// Register tile of the fused recurrent step: UV unit-vectors of each of the G gates.
+template <class T>
+struct StepShape {
+  int G, UV, NV, MR, U;  // U: hidden units per tile
+  explicit StepShape(Cell c)
+      : G(num_gates(c)),
+        UV(is_rnn(c) ? 2 : 1),
+        NV(G * UV),
+        MR(NV == 4 ? tile_rows(4) : NV == 3 ? tile_rows(3) : tile_rows(2)),
+        U(UV * Vec<T>::width) {}
+};
+
+// Threads worth using for `flops` of work split into `parts` independent pieces.
+inline int threads_for(double flops, int64_t parts) {
+  const double per_thread = 32768;  // below this a barrier costs more than it saves
+  int64_t n = static_cast<int64_t>(flops / per_thread);
+  n = std::min<int64_t>(n, parts);
+  n = std::min<int64_t>(n, get_num_threads());
+  return static_cast<int>(std::max<int64_t>(n, 1));
+}
 
 template <class T>
 void pack_weights(Weights<T>& w, Cell cell, int64_t I, int64_t H, const T* w_ih, const T* w_hh,
@@ -39,13 +70,13 @@ void pack_weights(Weights<T>& w, Cell cell, int64_t I, int64_t H, const T* w_ih,
     pack_b(w.whh, 2 * H, H, w_hh, H, 1);
     pack_b(w.whn, H, H, w_hh + 2 * H * H, H, 1);
   } else {
-    pack_b(w.whh_t, H, GH, w_hh, 1, H);
+    const StepShape<T> s(cell);
+    pack_units(w.whh_t, s.G, s.UV, H, H, w_hh);
     pack_b(w.whh, GH, H, w_hh, H, 1);
   }
   w.bias_x.reset(GH);
   w.bias_hn.reset(H);
-  for (int64_t j = 0; j < GH; ++j)
-    w.bias_x.data()[j] = b_ih ? b_ih[j] + b_hh[j] : T(0);
+  for (int64_t j = 0; j < GH; ++j) w.bias_x.data()[j] = b_ih ? b_ih[j] + b_hh[j] : T(0);
   for (int64_t j = 0; j < H; ++j) w.bias_hn.data()[j] = T(0);
   if (cell == Cell::gru && b_ih) {
     // The candidate's recurrent bias sits inside r * (W_hn h + b_hn).
@@ -56,23 +87,38 @@ void pack_weights(Weights<T>& w, Cell cell, int64_t I, int64_t H, const T* w_ih,
   }
 }
 
+// The input projection of all steps: gx (T*B, G*H) = x W_ih^T + bias_x.
 template <class T>
-void forward(const Weights<T>& w, const Dims& d, const T* x, const T* h0, const T* c0, T* y,
-             T* h_n, T* c_n, T* ws) {
-  const Cell cell = w.cell;
-  const int64_t T_ = d.T, B = d.B, H = d.H, G = num_gates(cell), GH = G * H, BH = B * H;
-  const Workspace layout{cell, d};
+void input_projection(const Weights<T>& w, const Dims& d, const T* x, T* gx) {
+  const int64_t M = d.T * d.B, N = w.wih_t.N;
+  parallel(threads_for(2.0 * M * N * d.I, (N + GemmShape<T>::NR - 1) / GemmShape<T>::NR +
+                                              (M + GemmShape<T>::MR - 1) / GemmShape<T>::MR),
+           [&](ThreadCtx& ctx) { gemm<T>(ctx, M, x, d.I, 1, w.wih_t, gx, N, false,
+                                         w.bias_x.data()); });
+}
+
+template <class T, Cell C>
+void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, const T* c0,
+                   T* y, T* h_n, T* c_n, T* ws) {
+  using V = Vec<T>;
+  constexpr int W = V::width;
+  constexpr int G = num_gates(C);
+  constexpr int UV = is_rnn(C) ? 2 : 1;
+  constexpr int NV = G * UV, MR = tile_rows(NV), U = UV * W, NR = NV * W;
+  const int64_t T_ = d.T, B = d.B, H = d.H, GH = G * H, BH = B * H;
+  const Workspace layout{C, d};
   const bool train = ws != nullptr;
   T* ws_gates = train ? ws + layout.gates_offset() : nullptr;
   T* ws_aux = train ? ws + layout.aux_offset() : nullptr;
   T* ws_h = train ? ws + layout.h_offset() : nullptr;
 
   // Where the input projection goes: over the gate region of the workspace when
-  // training (each step overwrites its slice with the activated gates), over y for
-  // an inference RNN (each step overwrites it with h), else scratch.
+  // training (each step overwrites its slice with the activated gates), over the h
+  // slots (training) or y (inference) for an RNN (each step overwrites it with h),
+  // else scratch.
   Buffer<T> gx_scratch;
   T* gx;
-  if (is_rnn(cell)) {
+  if (is_rnn(C)) {
     gx = train ? ws_h + BH : y;
   } else if (train) {
     gx = ws_gates;
@@ -80,203 +126,313 @@ void forward(const Weights<T>& w, const Dims& d, const T* x, const T* h0, const 
     gx_scratch.reset(T_ * B * GH);
     gx = gx_scratch.data();
   }
-  gemm<T>(T_ * B, x, d.I, 1, w.wih_t, gx, GH, false, w.bias_x.data());
+  input_projection(w, d, x, gx);
 
-  const bool rb = cell == Cell::gru_reset_before;
-  Buffer<T> gh(B * GH), c_state(cell == Cell::lstm && !train ? BH : 0);
-  Buffer<T> rh_scratch(rb && !train ? BH : 0);
+  Buffer<T> c_state(C == Cell::lstm && !train ? BH : 0);
+  T* c_buf = C == Cell::lstm ? (train ? ws_aux : c_state.data()) : nullptr;
   if (train) std::memcpy(ws_h, h0, sizeof(T) * BH);
-  if (cell == Cell::lstm) {
-    if (train)
-      std::memcpy(ws_aux, c0, sizeof(T) * BH);
-    else
-      std::memcpy(c_state.data(), c0, sizeof(T) * BH);
-  }
+  if (C == Cell::lstm) std::memcpy(c_buf, c0, sizeof(T) * BH);
 
-  for (int64_t t = 0; t < T_; ++t) {
-    const T* h_prev = train ? ws_h + t * BH : (t == 0 ? h0 : y + (t - 1) * BH);
-    T* yt = y + t * BH;
-    T* h_save = train ? ws_h + (t + 1) * BH : nullptr;
-    T* gxt = gx + t * B * GH;
-    switch (cell) {
-      case Cell::lstm: {
-        gemm<T>(B, h_prev, H, 1, w.whh_t, gh.data(), GH, false, nullptr);
-        const T* c_prev = train ? ws_aux + t * BH : c_state.data();
-        T* c_out = train ? ws_aux + (t + 1) * BH : c_state.data();
-        for (int64_t b = 0; b < B; ++b)
-          lstm_fwd_row<T>(H, gxt + b * GH, gh.data() + b * GH, c_prev + b * H, c_out + b * H,
-                          yt + b * H, h_save ? h_save + b * H : nullptr,
-                          train ? gxt + b * GH : nullptr);
-        break;
-      }
-      case Cell::gru: {
-        gemm<T>(B, h_prev, H, 1, w.whh_t, gh.data(), GH, false, nullptr);
-        T* hn = train ? ws_aux + t * BH : nullptr;
-        for (int64_t b = 0; b < B; ++b)
-          gru_fwd_row<T>(H, gxt + b * GH, gh.data() + b * GH, w.bias_hn.data(), h_prev + b * H,
-                         yt + b * H, h_save ? h_save + b * H : nullptr,
-                         train ? gxt + b * GH : nullptr, hn ? hn + b * H : nullptr);
-        break;
-      }
-      case Cell::gru_reset_before: {
-        gemm<T>(B, h_prev, H, 1, w.whh_t, gh.data(), 2 * H, false, nullptr);
-        T* rh = train ? ws_aux + t * BH : rh_scratch.data();
-        for (int64_t b = 0; b < B; ++b)
-          gru_rb_fwd_rz_row<T>(H, gxt + b * GH, gh.data() + b * 2 * H, h_prev + b * H,
-                               rh + b * H);
-        gemm<T>(B, rh, H, 1, w.whn_t, gh.data(), H, false, nullptr);
-        for (int64_t b = 0; b < B; ++b)
-          gru_rb_fwd_n_row<T>(H, gxt + b * GH, gh.data() + b * H, h_prev + b * H, yt + b * H,
-                              h_save ? h_save + b * H : nullptr);
-        break;
-      }
-      case Cell::rnn_tanh:
-      case Cell::rnn_relu: {
-        gemm<T>(B, h_prev, H, 1, w.whh_t, gh.data(), H, false, nullptr);
-        // gxt is h_save (training) or yt (inference): h overwrites its own projection.
-        T* h_out2 = train ? yt : nullptr;
-        for (int64_t b = 0; b < B; ++b) {
-          if (cell == Cell::rnn_relu)
-            rnn_fwd_row<true, T>(H, gxt + b * H, gh.data() + b * H, gxt + b * H,
-                                 h_out2 ? h_out2 + b * H : nullptr);
-          else
-            rnn_fwd_row<false, T>(H, gxt + b * H, gh.data() + b * H, gxt + b * H,
-                                  h_out2 ? h_out2 + b * H : nullptr);
+  const int64_t panels = (H + U - 1) / U;
+  const int nthreads = threads_for(2.0 * B * GH * H, panels);
+  parallel(nthreads, [&](ThreadCtx& ctx) {
+    int64_t p0, p1;
+    split(panels, ctx.rank(), ctx.size(), p0, p1);
+    for (int64_t t = 0; t < T_; ++t) {
+      const T* h_prev = train ? ws_h + t * BH : (t == 0 ? h0 : y + (t - 1) * BH);
+      T* yt = y + t * BH;
+      T* h_save = train ? ws_h + (t + 1) * BH : nullptr;
+      T* gxt = gx + t * B * GH;
+      for (int64_t p = p0; p < p1; ++p) {
+        const T* Bp = w.whh_t.data.data() + p * H * NR;
+        const int64_t u0 = p * U;
+        for (int64_t m0 = 0; m0 < B; m0 += MR) {
+          const int m = static_cast<int>(std::min<int64_t>(MR, B - m0));
+          tile_rows_dispatch<T, MR, NV>(m, H, h_prev + m0 * H, H, 1, Bp, [&](int r,
+                                                                             const V* acc) {
+            const int64_t b = m0 + r;
+            T* gxb = gxt + b * (is_rnn(C) ? H : GH);
+            for (int uv = 0; uv < UV; ++uv) {
+              const int64_t u = u0 + uv * W;
+              const int n = static_cast<int>(std::min<int64_t>(W, H - u));
+              if (n <= 0) break;
+              if constexpr (C == Cell::lstm) {
+                T* c_prev = train ? c_buf + t * BH : c_buf;
+                T* c_out = train ? c_buf + (t + 1) * BH : c_buf;
+                lstm_fwd_tile<V>(acc, H, u, n, gxb, c_prev + b * H, c_out + b * H, yt + b * H,
+                                 h_save ? h_save + b * H : nullptr, train ? gxb : nullptr);
+              } else if constexpr (C == Cell::gru) {
+                gru_fwd_tile<V>(acc, H, u, n, gxb, w.bias_hn.data(), h_prev + b * H,
+                                yt + b * H, h_save ? h_save + b * H : nullptr,
+                                train ? gxb : nullptr, train ? ws_aux + t * BH + b * H : nullptr);
+              } else {
+                // gxb is h_save (training) or yt (inference): h overwrites its projection.
+                rnn_fwd_tile<C == Cell::rnn_relu, V>(acc[uv], u, n, gxb, gxb,
+                                                     train ? yt + b * H : nullptr);
+              }
+            }
+          });
         }
-        break;
       }
+      ctx.barrier();
     }
-  }
+  });
   std::memcpy(h_n, y + (T_ - 1) * BH, sizeof(T) * BH);
-  if (cell == Cell::lstm)
-    std::memcpy(c_n, train ? ws_aux + T_ * BH : c_state.data(), sizeof(T) * BH);
+  if (C == Cell::lstm) std::memcpy(c_n, train ? c_buf + T_ * BH : c_buf, sizeof(T) * BH);
 }
 
-// Column sums of a (rows x cols) matrix with row stride ld, in row order.
+// Column sums of a (rows x cols) matrix with row stride ld, in row order; columns split
+// over the region's threads.
 template <class T>
-static void column_sums(int64_t rows, int64_t cols, const T* a, int64_t ld, T* out) {
-  for (int64_t j = 0; j < cols; ++j) out[j] = T(0);
+void column_sums(ThreadCtx& ctx, int64_t rows, int64_t cols, const T* a, int64_t ld, T* out) {
+  int64_t j0, j1;
+  split((cols + 63) / 64, ctx.rank(), ctx.size(), j0, j1);
+  j0 *= 64;
+  j1 = std::min(cols, j1 * 64);
+  for (int64_t j = j0; j < j1; ++j) out[j] = T(0);
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < cols; ++j) out[j] += a[r * ld + j];
+    for (int64_t j = j0; j < j1; ++j) out[j] += a[r * ld + j];
 }
 
+// After the reverse loop: dx = dgi W_ih, dW_ih = dgi^T x, dW_hh = dgh^T [h_0 .. h_{T-1}]
+// (rh: the GRU reset_before candidate's input r * h_prev instead, for its rows),
+// db_ih, db_hh column sums.
 template <class T>
-void backward(const Weights<T>& w, const Dims& d, const T* x, const T* ws, const T* dy,
-              const T* dh_n, const T* dc_n, T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh,
-              T* db_ih, T* db_hh) {
+void weight_gradients(const Weights<T>& w, const Dims& d, const T* x, const T* h_prev_all,
+                      const T* rh_all, const T* dgi, const T* dgh, T* dx, T* dw_ih, T* dw_hh,
+                      T* db_ih, T* db_hh) {
   const Cell cell = w.cell;
-  const int64_t T_ = d.T, B = d.B, H = d.H, I = d.I, G = num_gates(cell), GH = G * H,
-                BH = B * H, TB = T_ * B;
-  const Workspace layout{cell, d};
+  const int64_t H = d.H, I = d.I, GH = num_gates(cell) * H, TB = d.T * d.B;
+  Packed<T> xp, hp, rhp;
+  pack_b_alloc(xp, TB, I);
+  pack_b_alloc(hp, TB, H);
+  if (cell == Cell::gru_reset_before) pack_b_alloc(rhp, TB, H);
+  const double flops = 2.0 * TB * GH * (2 * I + H);
+  parallel(threads_for(flops, 1 << 20), [&](ThreadCtx& ctx) {
+    gemm<T>(ctx, TB, dgi, GH, 1, w.wih, dx, I, false, nullptr);
+    pack_b(ctx, xp, x, I, 1);
+    gemm<T>(ctx, GH, dgi, 1, GH, xp, dw_ih, I, false, nullptr);
+    pack_b(ctx, hp, h_prev_all, H, 1);
+    if (cell == Cell::gru_reset_before) {
+      gemm<T>(ctx, 2 * H, dgi, 1, GH, hp, dw_hh, H, false, nullptr);
+      pack_b(ctx, rhp, rh_all, H, 1);
+      gemm<T>(ctx, H, dgi + 2 * H, 1, GH, rhp, dw_hh + 2 * H * H, H, false, nullptr);
+    } else {
+      gemm<T>(ctx, GH, dgh, 1, GH, hp, dw_hh, H, false, nullptr);
+    }
+    if (db_ih) {
+      column_sums(ctx, TB, GH, dgi, GH, db_ih);
+      if (cell == Cell::gru) column_sums(ctx, TB, GH, dgh, GH, db_hh);
+    }
+  });
+  if (db_ih && cell != Cell::gru) std::memcpy(db_hh, db_ih, sizeof(T) * GH);
+}
+
+template <class T, Cell C>
+void backward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* ws, const T* dy,
+                    const T* dh_n, const T* dc_n, T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh,
+                    T* db_ih, T* db_hh) {
+  using V = Vec<T>;
+  constexpr int W = V::width;
+  constexpr int G = num_gates(C);
+  constexpr int NV = GemmShape<T>::NV, MR = GemmShape<T>::MR, NR = NV * W;
+  const int64_t T_ = d.T, B = d.B, H = d.H, GH = G * H, BH = B * H, TB = T_ * B;
+  const Workspace layout{C, d};
   const T* ws_gates = ws + layout.gates_offset();
   const T* ws_aux = ws + layout.aux_offset();
   const T* ws_h = ws + layout.h_offset();
 
-  Buffer<T> dgi(TB * GH), dgh(cell == Cell::gru ? TB * GH : 0);
-  Buffer<T> dh_a(BH), dh_b(BH), dc(cell == Cell::lstm ? BH : 0);
-  Buffer<T> drh(cell == Cell::gru_reset_before ? BH : 0);  // dL/d(r * h_prev)
-  T* dh_rec = dh_a.data();  // dL/dh_{t} from the steps after t
-  T* dh_next = dh_b.data();
+  // dgi: gradient of the pre-activations, all steps (the input side); dgh: of the
+  // recurrent side where it differs (GRU: the candidate's r * (...) ).
+  Buffer<T> dgi(TB * GH), dgh_buf(C == Cell::gru ? TB * GH : 0);
+  T* dgh = C == Cell::gru ? dgh_buf.data() : dgi.data();
+  // direct: the part of dL/dh_t that does not come through W_hh (dh_n at first, then
+  // GRU's dh * z).  dc: LSTM's dL/dc_t.
+  Buffer<T> direct(BH), dc(C == Cell::lstm ? BH : 0);
   if (dh_n)
-    std::memcpy(dh_rec, dh_n, sizeof(T) * BH);
+    std::memcpy(direct.data(), dh_n, sizeof(T) * BH);
   else
-    std::fill(dh_rec, dh_rec + BH, T(0));
-  if (cell == Cell::lstm) {
+    std::fill(direct.data(), direct.data() + BH, T(0));
+  if (C == Cell::lstm) {
     if (dc_n)
       std::memcpy(dc.data(), dc_n, sizeof(T) * BH);
     else
       std::fill(dc.data(), dc.data() + BH, T(0));
   }
 
-  for (int64_t t = T_ - 1; t >= 0; --t) {
-    const T* dyt = dy + t * BH;
-    const T* h_prev = ws_h + t * BH;
-    T* dgt = dgi.data() + t * B * GH;
-    switch (cell) {
-      case Cell::lstm: {
-        const T* gates = ws_gates + t * B * GH;
-        for (int64_t b = 0; b < B; ++b)
-          lstm_bwd_row<T>(H, gates + b * GH, ws_aux + (t + 1) * BH + b * H,
-                          ws_aux + t * BH + b * H, dyt + b * H, dh_rec + b * H,
-                          dc.data() + b * H, dgt + b * GH);
-        gemm<T>(B, dgt, GH, 1, w.whh, dh_next, H, false, nullptr);
-        break;
-      }
-      case Cell::gru: {
-        const T* gates = ws_gates + t * B * GH;
-        T* dght = dgh.data() + t * B * GH;
-        for (int64_t b = 0; b < B; ++b)
-          gru_bwd_row<T>(H, gates + b * GH, ws_aux + t * BH + b * H, h_prev + b * H,
-                         dyt + b * H, dh_rec + b * H, dgt + b * GH, dght + b * GH,
-                         dh_next + b * H);
-        gemm<T>(B, dght, GH, 1, w.whh, dh_next, H, true, nullptr);
-        break;
-      }
-      case Cell::gru_reset_before: {
-        const T* gates = ws_gates + t * B * GH;
-        for (int64_t b = 0; b < B; ++b)
-          gru_rb_bwd_zn_row<T>(H, gates + b * GH, h_prev + b * H, dyt + b * H, dh_rec + b * H,
-                               dgt + b * GH, dh_next + b * H);
-        gemm<T>(B, dgt + 2 * H, GH, 1, w.whn, drh.data(), H, false, nullptr);
-        for (int64_t b = 0; b < B; ++b)
-          gru_rb_bwd_r_row<T>(H, gates + b * GH, h_prev + b * H, drh.data() + b * H,
-                              dgt + b * GH, dh_next + b * H);
-        gemm<T>(B, dgt, GH, 1, w.whh, dh_next, H, true, nullptr);
-        break;
-      }
-      case Cell::rnn_tanh:
-      case Cell::rnn_relu: {
-        const T* h = ws_h + (t + 1) * BH;
-        for (int64_t b = 0; b < B; ++b) {
-          if (cell == Cell::rnn_relu)
-            rnn_bwd_row<true, T>(H, h + b * H, dyt + b * H, dh_rec + b * H, dgt + b * H);
-          else
-            rnn_bwd_row<false, T>(H, h + b * H, dyt + b * H, dh_rec + b * H, dgt + b * H);
+  const int64_t panels = (H + NR - 1) / NR;
+  parallel(threads_for(2.0 * B * GH * H, panels), [&](ThreadCtx& ctx) {
+    int64_t q0, q1;
+    split(panels, ctx.rank(), ctx.size(), q0, q1);
+    // Step t's tiles: dh_t = dy_t + direct + dgh_{t+1} W_hh, then the cell backward.
+    // t = -1 is the last product alone: dh0.
+    for (int64_t t = T_ - 1; t >= -1; --t) {
+      const T* A = t == T_ - 1 ? nullptr : dgh + (t + 1) * B * GH;
+      const bool add_direct = t == T_ - 1 || C == Cell::gru;
+      for (int64_t q = q0; q < q1; ++q) {
+        const T* Bp = w.whh.data.data() + q * GH * NR;
+        const int64_t u0 = q * NR;
+        for (int64_t m0 = 0; m0 < B; m0 += MR) {
+          const int m = static_cast<int>(std::min<int64_t>(MR, B - m0));
+          auto epi = [&](int r, const V* acc) {
+            const int64_t b = m0 + r;
+            for (int v = 0; v < NV; ++v) {
+              const int64_t u = u0 + v * W;
+              const int n = static_cast<int>(std::min<int64_t>(W, H - u));
+              if (n <= 0) break;
+              V dh = acc[v];
+              if (add_direct) dh = dh + load_n<V>(direct.data() + b * H + u, n);
+              if (t < 0) {
+                store_n(dh, dh0 + b * H + u, n);
+                continue;
+              }
+              dh = dh + load_n<V>(dy + t * BH + b * H + u, n);
+              T* dgb = dgi.data() + (t * B + b) * GH;
+              const T* gates = ws_gates + (t * B + b) * GH;
+              if constexpr (C == Cell::lstm) {
+                lstm_bwd_tile<V>(dh, H, u, n, gates, ws_aux + (t + 1) * BH + b * H,
+                                 ws_aux + t * BH + b * H, dc.data() + b * H, dgb);
+              } else if constexpr (C == Cell::gru) {
+                gru_bwd_tile<V>(dh, H, u, n, gates, ws_aux + t * BH + b * H,
+                                ws_h + t * BH + b * H, dgb, dgh + (t * B + b) * GH,
+                                direct.data() + b * H);
+              } else {
+                rnn_bwd_tile<C == Cell::rnn_relu, V>(dh, u, n, ws_h + (t + 1) * BH + b * H,
+                                                     dgb);
+              }
+            }
+          };
+          if (A) {
+            tile_rows_dispatch<T, MR, NV>(m, GH, A + m0 * GH, GH, 1, Bp, epi);
+          } else {
+            V zero[NV];
+            for (int v = 0; v < NV; ++v) zero[v] = V::zero();
+            for (int r = 0; r < m; ++r) epi(r, zero);
+          }
         }
-        gemm<T>(B, dgt, GH, 1, w.whh, dh_next, H, false, nullptr);
-        break;
       }
+      ctx.barrier();
     }
+  });
+  if (C == Cell::lstm) std::memcpy(dc0, dc.data(), sizeof(T) * BH);
+  weight_gradients<T>(w, d, x, ws_h, nullptr, dgi.data(), dgh, dx, dw_ih, dw_hh, db_ih, db_hh);
+}
+
+// ---- GRU reset_after=False: two recurrent products per step, not fused -------------
+
+template <class T>
+void forward_reset_before(const Weights<T>& w, const Dims& d, const T* x, const T* h0, T* y,
+                          T* h_n, T* ws) {
+  const int64_t T_ = d.T, B = d.B, H = d.H, GH = 3 * H, BH = B * H;
+  const Workspace layout{w.cell, d};
+  const bool train = ws != nullptr;
+  T* ws_aux = train ? ws + layout.aux_offset() : nullptr;
+  T* ws_h = train ? ws + layout.h_offset() : nullptr;
+  Buffer<T> gx_scratch(train ? 0 : T_ * B * GH), gh(B * 2 * H), rh_scratch(train ? 0 : BH);
+  T* gx = train ? ws + layout.gates_offset() : gx_scratch.data();
+  input_projection(w, d, x, gx);
+  if (train) std::memcpy(ws_h, h0, sizeof(T) * BH);
+  for (int64_t t = 0; t < T_; ++t) {
+    const T* h_prev = train ? ws_h + t * BH : (t == 0 ? h0 : y + (t - 1) * BH);
+    T* yt = y + t * BH;
+    T* h_save = train ? ws_h + (t + 1) * BH : nullptr;
+    T* gxt = gx + t * B * GH;
+    gemm<T>(B, h_prev, H, 1, w.whh_t, gh.data(), 2 * H, false, nullptr);
+    T* rh = train ? ws_aux + t * BH : rh_scratch.data();
+    for (int64_t b = 0; b < B; ++b)
+      gru_rb_fwd_rz_row<T>(H, gxt + b * GH, gh.data() + b * 2 * H, h_prev + b * H, rh + b * H);
+    gemm<T>(B, rh, H, 1, w.whn_t, gh.data(), H, false, nullptr);
+    for (int64_t b = 0; b < B; ++b)
+      gru_rb_fwd_n_row<T>(H, gxt + b * GH, gh.data() + b * H, h_prev + b * H, yt + b * H,
+                          h_save ? h_save + b * H : nullptr);
+  }
+  std::memcpy(h_n, y + (T_ - 1) * BH, sizeof(T) * BH);
+}
+
+template <class T>
+void backward_reset_before(const Weights<T>& w, const Dims& d, const T* x, const T* ws,
+                           const T* dy, const T* dh_n, T* dx, T* dh0, T* dw_ih, T* dw_hh,
+                           T* db_ih, T* db_hh) {
+  const int64_t T_ = d.T, B = d.B, H = d.H, GH = 3 * H, BH = B * H, TB = T_ * B;
+  const Workspace layout{w.cell, d};
+  const T* ws_gates = ws + layout.gates_offset();
+  const T* ws_aux = ws + layout.aux_offset();
+  const T* ws_h = ws + layout.h_offset();
+  Buffer<T> dgi(TB * GH), dh_a(BH), dh_b(BH), drh(BH);
+  T* dh_rec = dh_a.data();  // dL/dh_t from the steps after t
+  T* dh_next = dh_b.data();
+  if (dh_n)
+    std::memcpy(dh_rec, dh_n, sizeof(T) * BH);
+  else
+    std::fill(dh_rec, dh_rec + BH, T(0));
+  for (int64_t t = T_ - 1; t >= 0; --t) {
+    const T* h_prev = ws_h + t * BH;
+    const T* gates = ws_gates + t * B * GH;
+    T* dgt = dgi.data() + t * B * GH;
+    for (int64_t b = 0; b < B; ++b)
+      gru_rb_bwd_zn_row<T>(H, gates + b * GH, h_prev + b * H, dy + t * BH + b * H,
+                           dh_rec + b * H, dgt + b * GH, dh_next + b * H);
+    gemm<T>(B, dgt + 2 * H, GH, 1, w.whn, drh.data(), H, false, nullptr);
+    for (int64_t b = 0; b < B; ++b)
+      gru_rb_bwd_r_row<T>(H, gates + b * GH, h_prev + b * H, drh.data() + b * H, dgt + b * GH,
+                          dh_next + b * H);
+    gemm<T>(B, dgt, GH, 1, w.whh, dh_next, H, true, nullptr);
     std::swap(dh_rec, dh_next);
   }
   std::memcpy(dh0, dh_rec, sizeof(T) * BH);
-  if (cell == Cell::lstm) std::memcpy(dc0, dc.data(), sizeof(T) * BH);
+  weight_gradients<T>(w, d, x, ws_h, ws_aux, dgi.data(), dgi.data(), dx, dw_ih, dw_hh, db_ih, db_hh);
+}
 
-  // dx = dgates_x * W_ih
-  gemm<T>(TB, dgi.data(), GH, 1, w.wih, dx, I, false, nullptr);
-  // dW_ih = dgates_x^T * x
-  {
-    Packed<T> xp;
-    pack_b(xp, TB, I, x, I, 1);
-    gemm<T>(GH, dgi.data(), 1, GH, xp, dw_ih, I, false, nullptr);
-  }
-  // dW_hh = dgates_h^T * h_prev  (h_0 .. h_{T-1} are contiguous in the workspace)
-  {
-    Packed<T> hp;
-    pack_b(hp, TB, H, ws_h, H, 1);
-    if (cell == Cell::gru) {
-      gemm<T>(GH, dgh.data(), 1, GH, hp, dw_hh, H, false, nullptr);
-    } else if (cell == Cell::gru_reset_before) {
-      gemm<T>(2 * H, dgi.data(), 1, GH, hp, dw_hh, H, false, nullptr);
-      Packed<T> rhp;  // the candidate's recurrent product saw r * h_prev
-      pack_b(rhp, TB, H, ws_aux, H, 1);
-      gemm<T>(H, dgi.data() + 2 * H, 1, GH, rhp, dw_hh + 2 * H * H, H, false, nullptr);
-    } else {
-      gemm<T>(GH, dgi.data(), 1, GH, hp, dw_hh, H, false, nullptr);
-    }
-  }
-  if (db_ih) {
-    column_sums(TB, GH, dgi.data(), GH, db_ih);
-    if (cell == Cell::gru)
-      column_sums(TB, GH, dgh.data(), GH, db_hh);
-    else
-      std::memcpy(db_hh, db_ih, sizeof(T) * GH);
+// ---- entry points ----------------------------------------------------------------------
+
+template <class T>
+void forward(const Weights<T>& w, const Dims& d, const T* x, const T* h0, const T* c0, T* y,
+             T* h_n, T* c_n, T* ws) {
+  switch (w.cell) {
+    case Cell::lstm: return forward_fused<T, Cell::lstm>(w, d, x, h0, c0, y, h_n, c_n, ws);
+    case Cell::gru: return forward_fused<T, Cell::gru>(w, d, x, h0, c0, y, h_n, c_n, ws);
+    case Cell::rnn_tanh:
+      return forward_fused<T, Cell::rnn_tanh>(w, d, x, h0, c0, y, h_n, c_n, ws);
+    case Cell::rnn_relu:
+      return forward_fused<T, Cell::rnn_relu>(w, d, x, h0, c0, y, h_n, c_n, ws);
+    case Cell::gru_reset_before: return forward_reset_before<T>(w, d, x, h0, y, h_n, ws);
   }
 }
 
 template <class T>
+void backward(const Weights<T>& w, const Dims& d, const T* x, const T* ws, const T* dy,
+              const T* dh_n, const T* dc_n, T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh,
+              T* db_ih, T* db_hh) {
+#define FUSEDRNN_BWD(C)                                                                      \
+  return backward_fused<T, C>(w, d, x, ws, dy, dh_n, dc_n, dx, dh0, dc0, dw_ih, dw_hh, db_ih, \
+                              db_hh)
+  switch (w.cell) {
+    case Cell::lstm: FUSEDRNN_BWD(Cell::lstm);
+    case Cell::gru: FUSEDRNN_BWD(Cell::gru);
+    case Cell::rnn_tanh: FUSEDRNN_BWD(Cell::rnn_tanh);
+    case Cell::rnn_relu: FUSEDRNN_BWD(Cell::rnn_relu);
+    case Cell::gru_reset_before:
+      return backward_reset_before<T>(w, d, x, ws, dy, dh_n, dx, dh0, dw_ih, dw_hh, db_ih,
+                                      db_hh);
+  }
+#undef FUSEDRNN_BWD
+}
+
+// exp, sigmoid or tanh (which = 0, 1, 2) of n elements, with this ISA's vector code
+// (the tail with its scalar code): what the tests sweep for accuracy.
+template <class T>
+void activation(int which, const T* x, T* y, int64_t n) {
+  for_each_vec<T>(n, [&](auto tag, int64_t j) {
+    using V = typename decltype(tag)::type;
+    V v = V::load(x + j);
+    (which == 0 ? exp(v) : which == 1 ? sigmoid(v) : tanh(v)).store(y + j);
+  });
+}
+
+template <class T>
 KernelTable<T> make_table() {
-  return KernelTable<T>{kIsaName, &pack_weights<T>, &forward<T>, &backward<T>};
+  return KernelTable<T>{kIsaName,         &pack_weights<T>, &forward<T>,
+                       &backward<T>,     &activation<T>,   &fma_peak_gflops};
 }
 
 }  // namespace FUSEDRNN_ISA

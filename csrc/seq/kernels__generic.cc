@@ -1,14 +1,20 @@
-// The generic (portable C++) instantiation of every kernel template.
+// The generic instantiation of every kernel template.
 // Compiled with the baseline flags of the build only.
-#include "simd/vec__generic.h"
-#include "gemm/ukernel__generic.h"
-
 #define FUSEDRNN_ISA generic
+#include "simd/vec__generic.h"
+
+namespace fusedrnn {
+namespace generic {
+constexpr int kVecRegisters = 16;  // architectural vector registers
+}  // namespace generic
+}  // namespace fusedrnn
+
+#include "gemm/ukernel-inl.h"
 #include "gemm/gemm-inl.h"
 #include "cells/common-inl.h"
-#include "cells/lstm-inl.h"
+#include "cells/fused-inl.h"
 #include "cells/gru-inl.h"
-#include "cells/rnn-inl.h"
+#include "cpu/peak-inl.h"
 #include "seq/driver-inl.h"
 
 namespace fusedrnn {

@@ -1,6 +1,6 @@
 // The kernel table: what one ISA provides, and the packed-weight type it works on.
 //
-// Each ISA (generic, later avx2, avx512) compiles the same templates in its own
+// Each ISA (generic, avx2, avx512) compiles the same templates in its own
 // translation unit and namespace, and exports one KernelTable per element type.
 // cpu/dispatch.cc picks a table once per process.
 #pragma once
@@ -87,6 +87,11 @@ struct KernelTable {
   void (*backward)(const Weights<T>& w, const Dims& d, const T* x, const T* ws, const T* dy,
                    const T* dh_n, const T* dc_n, T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh,
                    T* db_ih, T* db_hh);
+  // y = exp(x), sigmoid(x) or tanh(x) for which = 0, 1, 2, with this ISA's vector code
+  // (for the accuracy tests).
+  void (*activation)(int which, const T* x, T* y, int64_t n);
+  // float32 FMA GFLOP/s of one thread with this ISA's vectors (cpu/peak-inl.h).
+  double (*fma_peak)(double seconds);
 };
 
 }  // namespace fusedrnn

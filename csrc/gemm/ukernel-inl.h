@@ -1,0 +1,129 @@
+// The GEMM micro-kernel, written once over the ISA's vector type Vec<T>: an M x NR
+// register tile (NR = NV vectors) of A[0:M, 0:K] * Bp[0:K, 0:NR].
+//
+// Included by each per-ISA translation unit inside namespace fusedrnn::FUSEDRNN_ISA,
+// after the ISA's Vec<T> and kVecRegisters (architectural vector registers) are
+// defined.  A element (m, k) is at A[m * a_rs + k * a_cs] (so A or A^T, read in place);
+// the B panel is K x NR contiguous (the Packed layout).  The tile stays in registers
+// for the whole K loop and is handed back to the caller, which fuses its epilogue
+// (a store, or a whole recurrent cell) onto it.
+#include <cstdint>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define FUSEDRNN_INLINE inline __attribute__((always_inline))
+#else
+#define FUSEDRNN_INLINE inline
+#endif
+
+namespace fusedrnn {
+namespace FUSEDRNN_ISA {
+
+// Rows of a tile NV vectors wide: as many as fit beside the NV loaded B vectors and
+// one broadcast A element, at most 8.
+constexpr int tile_rows(int nv) {
+  return (kVecRegisters - nv - 1) / nv < 1 ? 1
+         : (kVecRegisters - nv - 1) / nv > 8 ? 8
+                                             : (kVecRegisters - nv - 1) / nv;
+}
+
+// Independent accumulator sets (interleaved over k) so that at least 8 FMA chains
+// are in flight even for a one-row tile, within about 3/4 of the registers.
+constexpr int tile_chains(int accumulators) {
+  return accumulators >= 8 ? 1
+         : (8 + accumulators - 1) / accumulators * accumulators <= kVecRegisters * 3 / 4
+             ? (8 + accumulators - 1) / accumulators
+             : (kVecRegisters * 3 / 4) / accumulators < 1 ? 1
+                                                          : (kVecRegisters * 3 / 4) / accumulators;
+}
+
+template <class T, int M, int NV>
+FUSEDRNN_INLINE void tile_product(int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
+                                  const T* Bp, Vec<T> (&acc)[M][NV]) {
+  using V = Vec<T>;
+  constexpr int W = V::width, NR = NV * W, P = tile_chains(M * NV);
+  V s[P][M][NV];
+  for (int p = 0; p < P; ++p)
+    for (int m = 0; m < M; ++m)
+      for (int v = 0; v < NV; ++v) s[p][m][v] = V::zero();
+  int64_t k = 0;
+  for (; k + P <= K; k += P) {
+    for (int p = 0; p < P; ++p) {
+      V b[NV];
+      for (int v = 0; v < NV; ++v) b[v] = V::load(Bp + (k + p) * NR + v * W);
+      for (int m = 0; m < M; ++m) {
+        const V a = V::set1(A[m * a_rs + (k + p) * a_cs]);
+        for (int v = 0; v < NV; ++v) s[p][m][v] = fma(a, b[v], s[p][m][v]);
+      }
+    }
+  }
+  for (; k < K; ++k) {
+    V b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = V::load(Bp + k * NR + v * W);
+    for (int m = 0; m < M; ++m) {
+      const V a = V::set1(A[m * a_rs + k * a_cs]);
+      for (int v = 0; v < NV; ++v) s[0][m][v] = fma(a, b[v], s[0][m][v]);
+    }
+  }
+  for (int m = 0; m < M; ++m)
+    for (int v = 0; v < NV; ++v) {
+      V t = s[0][m][v];
+      for (int p = 1; p < P; ++p) t = t + s[p][m][v];
+      acc[m][v] = t;
+    }
+}
+
+// Runs tile_product for a tile of m rows (1 <= m <= MR, known only at run time) and
+// then epi(row, acc_row) for each row, where acc_row is an array of NV vectors.
+template <class T, int MR, int NV, class Epi>
+FUSEDRNN_INLINE void tile_rows_dispatch(int m, int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
+                                        const T* Bp, Epi&& epi);
+
+template <class T, int M, int NV, class Epi>
+FUSEDRNN_INLINE void tile_run(int64_t K, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp,
+                              Epi& epi) {
+  Vec<T> acc[M][NV];
+  tile_product<T, M, NV>(K, A, a_rs, a_cs, Bp, acc);
+  for (int r = 0; r < M; ++r) epi(r, acc[r]);
+}
+
+template <class T, int MR, int NV, int M, class Epi>
+FUSEDRNN_INLINE void tile_rows_select(int m, int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
+                                      const T* Bp, Epi& epi) {
+  if constexpr (M > 1) {
+    if (m < M) {
+      tile_rows_select<T, MR, NV, M - 1>(m, K, A, a_rs, a_cs, Bp, epi);
+      return;
+    }
+  }
+  tile_run<T, M, NV>(K, A, a_rs, a_cs, Bp, epi);
+}
+
+template <class T, int MR, int NV, class Epi>
+FUSEDRNN_INLINE void tile_rows_dispatch(int m, int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
+                                        const T* Bp, Epi&& epi) {
+  tile_rows_select<T, MR, NV, MR>(m, K, A, a_rs, a_cs, Bp, epi);
+}
+
+// Loads and stores of the first n <= width lanes (the rest read as 0), for the last,
+// partial tile of a row: through a small stack buffer, never past the array's end.
+template <class V, class T>
+FUSEDRNN_INLINE V load_n(const T* p, int n) {
+  if (n == V::width) return V::load(p);
+  T buf[V::width];
+  for (int i = 0; i < V::width; ++i) buf[i] = i < n ? p[i] : T(0);
+  return V::load(buf);
+}
+
+template <class V, class T>
+FUSEDRNN_INLINE void store_n(V v, T* p, int n) {
+  if (n == V::width) {
+    v.store(p);
+    return;
+  }
+  T buf[V::width];
+  v.store(buf);
+  for (int i = 0; i < n; ++i) p[i] = buf[i];
+}
+
+}  // namespace FUSEDRNN_ISA
+}  // namespace fusedrnn

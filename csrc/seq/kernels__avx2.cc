@@ -1,0 +1,28 @@
+// The avx2 instantiation of every kernel template.
+// Compiled with -mavx2 -mfma (this file only).
+#define FUSEDRNN_ISA avx2
+#include "simd/vec__avx2.h"
+
+namespace fusedrnn {
+namespace avx2 {
+constexpr int kVecRegisters = 16;  // architectural vector registers
+}  // namespace avx2
+}  // namespace fusedrnn
+
+#include "gemm/ukernel-inl.h"
+#include "gemm/gemm-inl.h"
+#include "cells/common-inl.h"
+#include "cells/fused-inl.h"
+#include "cells/gru-inl.h"
+#include "cpu/peak-inl.h"
+#include "seq/driver-inl.h"
+
+namespace fusedrnn {
+namespace avx2 {
+const char kIsaName[] = "avx2";
+extern const KernelTable<float> table_f32;
+extern const KernelTable<double> table_f64;
+const KernelTable<float> table_f32 = make_table<float>();
+const KernelTable<double> table_f64 = make_table<double>();
+}  // namespace avx2
+}  // namespace fusedrnn
