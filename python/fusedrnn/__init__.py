@@ -20,6 +20,8 @@ __all__ = [
     "Tape",
     "IncompatibleKeys",
     "cpu_info",
+    "set_num_threads",
+    "get_num_threads",
     "functional",
     "reference",
     "__version__",
@@ -29,7 +31,28 @@ __all__ = [
 def cpu_info() -> dict:
     """The kernels' instruction set: {"isa": selected, "available": [...], "compiled": [...]}.
 
-    This version compiles the portable "generic" path only; SIMD paths and the
-    FUSEDRNN_ISA override (generic|avx2|avx512) choose among them once per process.
+    "available" lists the ISAs compiled into this build that this CPU (and its OS) can
+    run, best first; the best is selected once per process unless the environment
+    variable FUSEDRNN_ISA (generic|avx2|avx512) forces another.
     """
     return _core.cpu_info()
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads fusedrnn's kernels use (default: the CPUs this process may run on).
+
+    This setting alone governs fusedrnn; ``torch.set_num_threads`` and OMP_NUM_THREADS
+    do not.  Small problems use fewer threads than this where a step is too short to
+    share.  Results are bit-identical for any thread count.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
+        raise TypeError(f"n: expected an int, got {type(n).__name__}")
+    n = int(n.__index__())
+    if n < 1:
+        raise ValueError(f"n: expected n >= 1, got {n}")
+    _core.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """The number of threads fusedrnn's kernels may use (see set_num_threads)."""
+    return _core.get_num_threads()
