@@ -436,7 +436,11 @@ def test_cell_call_equals_forward(name, dtype):
     s_tr, tape_tr = m.forward(x, hx, train=True)
     assert tape_inf is None and isinstance(tape_tr, fr.Tape)
     assert_all_equal(out_call, s_inf)
-    assert_all_equal(out_call, s_tr)
+    # Training runs the sequence kernel (input projection first), inference a cell's
+    # one-step kernel (both products on one tile): equal up to rounding order.
+    for u, v in zip(flat(out_call), flat(s_tr)):
+        np.testing.assert_allclose(u, v, rtol=1e-5 if dtype == np.float32 else 1e-13,
+                                   atol=1e-6 if dtype == np.float32 else 1e-14)
 
 
 @pytest.mark.parametrize("name", list(MODULES))

@@ -4,6 +4,9 @@ Sizes straddle the SIMD tiles: H in {1, 7, 8, 9, 16, 17, 31, 32, 33, 100}, B in 
 T in {1, 2, 17}, for every cell kind, float32 and float64, forward (inference and
 training) and every gradient.  Tolerances are norm-wise relative errors: float32
 outputs/states <= 1e-5, gradients <= 1e-4; float64 <= 1e-12.
+
+Every test here runs once per ISA this CPU can run (the `isa` fixture switches the
+kernels in-process), so a user's machine with a lower ISA than ours runs tested code.
 """
 
 import itertools
@@ -17,6 +20,16 @@ from fusedrnn import functional as F
 from fusedrnn import reference as ref
 
 CELLS = ["lstm", "gru", "gru_reset_before", "rnn_tanh", "rnn_relu"]
+ISAS = fusedrnn.cpu_info()["available"]
+
+
+@pytest.fixture(params=ISAS, autouse=True)
+def isa(request):
+    """Runs the test with this ISA's kernels (weights packed inside the test use them)."""
+    before = fusedrnn.cpu_info()["isa"]
+    fusedrnn._core._use_isa(request.param)
+    yield request.param
+    fusedrnn._core._use_isa(before)
 HS = [1, 7, 8, 9, 16, 17, 31, 32, 33, 100]
 BS = [1, 3, 8]
 TS = [1, 2, 17]
@@ -176,3 +189,64 @@ def test_saturated_gates_stay_finite():
                 assert np.all(np.isfinite(v)), (cell, dtype, k)
             if cell != "rnn_relu":
                 assert np.all(np.abs(out["y"]) <= 1), cell
+
+
+STEP_CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
+STEP_GRID = list(itertools.product([1, 7, 8, 9, 16, 17, 33, 100], [1, 2, 3, 5, 8, 13]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("cell", STEP_CELLS)
+@pytest.mark.parametrize("H,B", STEP_GRID, ids=[f"H{h}B{b}" for h, b in STEP_GRID])
+def test_one_step_kernel_matches_reference(cell, H, B, dtype):
+    """The cells' one-step kernel (both products on one register tile)."""
+    i = STEP_GRID.index((H, B))
+    I = [1, 5, 16, 33, 40][i % 5]
+    p = make_problem(cell, 1, B, I, H, i % 4 != 3, seed=100 + i)
+    p = {k: (None if v is None else v.astype(dtype).astype(np.float64)) for k, v in p.items()}
+    ref_out, _ = reference_run(cell, p)
+
+    def c(a):
+        return None if a is None else np.ascontiguousarray(a, dtype)
+
+    packed = F.pack(cell, c(p["weight_ih"]), c(p["weight_hh"]), c(p["bias_ih"]),
+                    c(p["bias_hh"]), one_step=True)
+    assert packed.one_step
+    h1, c1 = fusedrnn._core.step(packed, c(p["x"][0]), c(p["h0"]), c(p["c0"]))
+    assert h1.dtype == dtype and h1.shape == (B, H)
+    floor = 1e-2 if dtype == np.float32 else 0.0
+    tol = TOL[dtype][0]
+    assert rel_err(h1, ref_out["h_n"], floor) <= tol
+    if cell == "lstm":
+        assert rel_err(c1, ref_out["c_n"], floor) <= tol
+    else:
+        assert c1 is None
+
+
+def test_gru_reset_before_has_no_one_step_kernel():
+    p = make_problem("gru_reset_before", 1, 2, 3, 4, True, seed=0)
+    c = lambda a: np.ascontiguousarray(a, np.float32)  # noqa: E731
+    packed = F.pack("gru_reset_before", c(p["weight_ih"]), c(p["weight_hh"]), one_step=True)
+    assert not packed.one_step
+    with pytest.raises(ValueError, match="one_step"):
+        fusedrnn._core.step(packed, c(p["x"][0]), c(p["h0"]))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_results_bit_identical_across_thread_counts(cell):
+    """Work is split by whole tiles and every sum has a fixed order (issue: determinism)."""
+    # Big enough that the kernels do split the work at 2 and 3 threads.
+    p = make_problem(cell, 5, 8, 40, 96, True, seed=11)
+    before = fusedrnn.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2, 3):
+            fusedrnn.set_num_threads(n)
+            results.append(kernel_run(cell, p, np.float32))
+    finally:
+        fusedrnn.set_num_threads(before)
+    for out, g in results[1:]:
+        for k in out:
+            np.testing.assert_array_equal(out[k], results[0][0][k], err_msg=k)
+        for k in g:
+            np.testing.assert_array_equal(g[k], results[0][1][k], err_msg=k)

@@ -90,8 +90,8 @@ const fusedrnn::KernelTable<double>& table<double>() {
 class PackedWeights {
  public:
   PackedWeights(const std::string& cell_name, const py::array& w_ih, const py::array& w_hh,
-                const py::object& b_ih, const py::object& b_hh)
-      : cell_(fusedrnn::cell_from_name(cell_name)) {
+                const py::object& b_ih, const py::object& b_hh, bool one_step)
+      : cell_(fusedrnn::cell_from_name(cell_name)), one_step_(one_step) {
     if (w_ih.ndim() != 2)
       throw std::invalid_argument("weight_ih: expected 2 dimensions, got " + shape_str(w_ih));
     const int64_t G = fusedrnn::num_gates(cell_);
@@ -122,6 +122,7 @@ class PackedWeights {
   template <class T>
   const fusedrnn::KernelTable<T>& kernels() const;
   bool has_bias() const { return f32_ ? f32_->has_bias : f64_->has_bias; }
+  bool one_step() const { return f32_ ? f32_->one_step : f64_->one_step; }
   template <class T>
   const fusedrnn::Weights<T>& get() const;
 
@@ -139,7 +140,7 @@ class PackedWeights {
     // Safe without the GIL: reads arrays kept alive by the caller's references and
     // writes only the new object, which no other thread can see yet.
     py::gil_scoped_release release;
-    table<T>().pack_weights(*w, cell_, I_, H_, pih, phh, pbi, pbh);
+    table<T>().pack_weights(*w, cell_, I_, H_, pih, phh, pbi, pbh, one_step_);
     return w;
   }
 
@@ -147,6 +148,7 @@ class PackedWeights {
   void set_kernels(const fusedrnn::KernelTable<double>* t) { k64_ = t; }
 
   Cell cell_;
+  bool one_step_ = false;
   int64_t I_ = 0, H_ = 0;
   const fusedrnn::KernelTable<float>* k32_ = nullptr;
   const fusedrnn::KernelTable<double>* k64_ = nullptr;
@@ -274,6 +276,45 @@ py::tuple backward_t(const PackedWeights& pw, const py::array& x_a, const py::ar
   return py::make_tuple(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh);
 }
 
+// One inference step of a cell.  The lean path for per-step calls from Python: the
+// Python layer has already normalised the arguments; these checks keep it safe.
+template <class T>
+py::tuple step_t(const PackedWeights& pw, const py::array& x_a, const py::array& h0_a,
+                 const py::object& c0_o) {
+  if (!pw.one_step())
+    throw std::invalid_argument("weights: not packed for one-step calls (one_step=True)");
+  if (x_a.ndim() != 2)
+    throw std::invalid_argument("x: expected 2 dimensions (B, I), got " + shape_str(x_a));
+  const int64_t B = x_a.shape(0), I = pw.input_size(), H = pw.hidden_size();
+  if (B < 1) throw std::invalid_argument("x: expected at least one row, got " + shape_str(x_a));
+  const T* x = checked<T>(x_a, "x", {B, I});
+  const T* h0 = checked<T>(h0_a, "h0", {B, H});
+  const bool lstm = pw.cell() == Cell::lstm;
+  const T* c0 = nullptr;
+  if (lstm) {
+    if (c0_o.is_none()) throw std::invalid_argument("c0: required for an LSTM");
+    c0 = checked<T>(py::cast<py::array>(c0_o), "c0", {B, H});
+  } else if (!c0_o.is_none()) {
+    throw std::invalid_argument("c0: only an LSTM has a cell state");
+  }
+  auto h1 = empty<T>({B, H});
+  T* ph = h1.mutable_data();
+  if (!lstm) {
+    {
+      py::gil_scoped_release release;  // as in forward_t
+      pw.kernels<T>().step(pw.get<T>(), B, x, h0, nullptr, ph, nullptr);
+    }
+    return py::make_tuple(h1, py::none());
+  }
+  auto c1 = empty<T>({B, H});
+  T* pc = c1.mutable_data();
+  {
+    py::gil_scoped_release release;  // as in forward_t
+    pw.kernels<T>().step(pw.get<T>(), B, x, h0, c0, ph, pc);
+  }
+  return py::make_tuple(h1, c1);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -283,9 +324,11 @@ PYBIND11_MODULE(_core, m) {
 
   py::class_<PackedWeights>(m, "Weights")
       .def(py::init<const std::string&, const py::array&, const py::array&, const py::object&,
-                    const py::object&>(),
+                    const py::object&, bool>(),
            py::arg("cell"), py::arg("weight_ih"), py::arg("weight_hh"),
-           py::arg("bias_ih") = py::none(), py::arg("bias_hh") = py::none())
+           py::arg("bias_ih") = py::none(), py::arg("bias_hh") = py::none(),
+           py::arg("one_step") = false)
+      .def_property_readonly("one_step", &PackedWeights::one_step)
       .def_property_readonly("cell",
                              [](const PackedWeights& w) { return fusedrnn::cell_name(w.cell()); })
       .def_property_readonly("input_size", &PackedWeights::input_size)
@@ -313,6 +356,13 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("weights"), py::arg("x"), py::arg("workspace"), py::arg("dy"),
       py::arg("dh_n") = py::none(), py::arg("dc_n") = py::none());
+
+  m.def(
+      "step",
+      [](const PackedWeights& w, const py::array& x, const py::array& h0, const py::object& c0) {
+        return w.is_f32() ? step_t<float>(w, x, h0, c0) : step_t<double>(w, x, h0, c0);
+      },
+      py::arg("weights"), py::arg("x"), py::arg("h0"), py::arg("c0") = py::none());
 
   m.def(
       "workspace_size",

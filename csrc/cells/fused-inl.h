@@ -13,25 +13,60 @@ namespace FUSEDRNN_ISA {
 
 // ---- forward -------------------------------------------------------------------------
 
+// The cell math on pre-activations held in registers.
+template <class V>
+struct LstmStep {
+  V i, f, g, o, c, h;
+};
+template <class V>
+FUSEDRNN_INLINE LstmStep<V> lstm_cell(V pi, V pf, V pg, V po, V c_prev) {
+  LstmStep<V> s;
+  s.i = sigmoid(pi);
+  s.f = sigmoid(pf);
+  s.g = tanh(pg);
+  s.o = sigmoid(po);
+  s.c = fma(s.f, c_prev, s.i * s.g);
+  s.h = s.o * tanh(s.c);
+  return s;
+}
+
+template <class V>
+struct GruStep {
+  V r, z, n, h;
+};
+// hn: W_hn h_prev + b_hn; n_in: the candidate's input part W_in x + b_in.
+template <class V>
+FUSEDRNN_INLINE GruStep<V> gru_cell(V pr, V pz, V hn, V n_in, V h_prev) {
+  GruStep<V> s;
+  s.r = sigmoid(pr);
+  s.z = sigmoid(pz);
+  s.n = tanh(fma(s.r, hn, n_in));
+  s.h = fma(s.z, h_prev - s.n, s.n);  // (1 - z) n + z h
+  return s;
+}
+
+template <bool kRelu, class V>
+FUSEDRNN_INLINE V rnn_cell(V pre) {
+  return kRelu ? max(pre, V::zero()) : tanh(pre);
+}
+
 // gx: input projection + biases (4H); in training `gates` (may alias gx) receives the
 // activated gates.  c_prev may alias c_out.  h_out2 optional (null).
 template <class V, class T>
 FUSEDRNN_INLINE void lstm_fwd_tile(const V* acc, int64_t H, int64_t u, int n, const T* gx,
                                    const T* c_prev, T* c_out, T* h_out, T* h_out2, T* gates) {
-  V i = sigmoid(acc[0] + load_n<V>(gx + u, n));
-  V f = sigmoid(acc[1] + load_n<V>(gx + H + u, n));
-  V g = tanh(acc[2] + load_n<V>(gx + 2 * H + u, n));
-  V o = sigmoid(acc[3] + load_n<V>(gx + 3 * H + u, n));
-  V c = fma(f, load_n<V>(c_prev + u, n), i * g);
-  V h = o * tanh(c);
-  store_n(c, c_out + u, n);
-  store_n(h, h_out + u, n);
-  if (h_out2) store_n(h, h_out2 + u, n);
+  const LstmStep<V> s = lstm_cell(
+      acc[0] + load_n<V>(gx + u, n), acc[1] + load_n<V>(gx + H + u, n),
+      acc[2] + load_n<V>(gx + 2 * H + u, n), acc[3] + load_n<V>(gx + 3 * H + u, n),
+      load_n<V>(c_prev + u, n));
+  store_n(s.c, c_out + u, n);
+  store_n(s.h, h_out + u, n);
+  if (h_out2) store_n(s.h, h_out2 + u, n);
   if (gates) {
-    store_n(i, gates + u, n);
-    store_n(f, gates + H + u, n);
-    store_n(g, gates + 2 * H + u, n);
-    store_n(o, gates + 3 * H + u, n);
+    store_n(s.i, gates + u, n);
+    store_n(s.f, gates + H + u, n);
+    store_n(s.g, gates + 2 * H + u, n);
+    store_n(s.o, gates + 3 * H + u, n);
   }
 }
 
@@ -42,17 +77,15 @@ template <class V, class T>
 FUSEDRNN_INLINE void gru_fwd_tile(const V* acc, int64_t H, int64_t u, int n, const T* gx,
                                   const T* b_hn, const T* h_prev, T* h_out, T* h_out2, T* gates,
                                   T* hn) {
-  V r = sigmoid(acc[0] + load_n<V>(gx + u, n));
-  V z = sigmoid(acc[1] + load_n<V>(gx + H + u, n));
-  V hnv = acc[2] + load_n<V>(b_hn + u, n);
-  V c = tanh(fma(r, hnv, load_n<V>(gx + 2 * H + u, n)));
-  V h = fma(z, load_n<V>(h_prev + u, n) - c, c);  // (1 - z) n + z h
-  store_n(h, h_out + u, n);
-  if (h_out2) store_n(h, h_out2 + u, n);
+  const V hnv = acc[2] + load_n<V>(b_hn + u, n);
+  const GruStep<V> s = gru_cell(acc[0] + load_n<V>(gx + u, n), acc[1] + load_n<V>(gx + H + u, n),
+                                hnv, load_n<V>(gx + 2 * H + u, n), load_n<V>(h_prev + u, n));
+  store_n(s.h, h_out + u, n);
+  if (h_out2) store_n(s.h, h_out2 + u, n);
   if (gates) {
-    store_n(r, gates + u, n);
-    store_n(z, gates + H + u, n);
-    store_n(c, gates + 2 * H + u, n);
+    store_n(s.r, gates + u, n);
+    store_n(s.z, gates + H + u, n);
+    store_n(s.n, gates + 2 * H + u, n);
   }
   if (hn) store_n(hnv, hn + u, n);
 }
@@ -60,8 +93,7 @@ FUSEDRNN_INLINE void gru_fwd_tile(const V* acc, int64_t H, int64_t u, int n, con
 // gx: input projection + both biases (H).  h_out may alias gx.
 template <bool kRelu, class V, class T>
 FUSEDRNN_INLINE void rnn_fwd_tile(V acc, int64_t u, int n, const T* gx, T* h_out, T* h_out2) {
-  V pre = acc + load_n<V>(gx + u, n);
-  V h = kRelu ? max(pre, V::zero()) : tanh(pre);
+  const V h = rnn_cell<kRelu>(acc + load_n<V>(gx + u, n));
   store_n(h, h_out + u, n);
   if (h_out2) store_n(h, h_out2 + u, n);
 }

@@ -41,9 +41,24 @@ int available_cpus() {
 namespace {
 std::atomic<int> g_num_threads{0};  // 0: not set yet, use available_cpus()
 
-// Spins before a worker sleeps between regions, and before a barrier waiter yields.
-constexpr int kIdleSpins = 200000;     // roughly 100 us of pause instructions
-constexpr int kBarrierSpins = 4000000;  // long: a step is rarely longer; then yield
+// Spins before a worker sleeps between regions (a few milliseconds: back-to-back calls,
+// such as one cell step per Python call, find it awake), and before a waiter at a
+// barrier or at the end of a region starts yielding its CPU (tens of microseconds:
+// longer only wastes a core that an oversubscribed machine needs for the thread
+// being waited for).
+constexpr int kIdleSpins = 100000;
+constexpr int kWaitSpins = 2000;
+
+// Waits until done() is true: spinning at first, then yielding the CPU.
+template <class F>
+void spin_wait(F&& done) {
+  for (int spins = 0; !done(); ++spins) {
+    if (spins < kWaitSpins)
+      FUSEDRNN_PAUSE();
+    else
+      std::this_thread::yield();
+  }
+}
 }  // namespace
 
 int get_num_threads() {
@@ -88,7 +103,7 @@ class Team {
       err = std::current_exception();
     }
     // The region ends when its n - 1 workers have finished; fn_ stays valid till then.
-    while (done_.load(std::memory_order_acquire) != n - 1) FUSEDRNN_PAUSE();
+    spin_wait([&] { return done_.load(std::memory_order_acquire) == n - 1; });
     fn_ = nullptr;
     if (err) std::rethrow_exception(err);
     if (error_) std::rethrow_exception(error_);
@@ -101,13 +116,7 @@ class Team {
       bar_sense_.store(sense ^ 1, std::memory_order_release);
       return;
     }
-    int spins = 0;
-    while (bar_sense_.load(std::memory_order_acquire) == sense) {
-      if (++spins < kBarrierSpins)
-        FUSEDRNN_PAUSE();
-      else
-        std::this_thread::yield();
-    }
+    spin_wait([&] { return bar_sense_.load(std::memory_order_acquire) != sense; });
   }
 
  private:

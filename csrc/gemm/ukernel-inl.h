@@ -8,6 +8,7 @@
 // for the whole K loop and is handed back to the caller, which fuses its epilogue
 // (a store, or a whole recurrent cell) onto it.
 #include <cstdint>
+#include <type_traits>
 
 #if defined(__GNUC__) || defined(__clang__)
 #define FUSEDRNN_INLINE inline __attribute__((always_inline))
@@ -102,6 +103,19 @@ template <class T, int MR, int NV, class Epi>
 FUSEDRNN_INLINE void tile_rows_dispatch(int m, int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
                                         const T* Bp, Epi&& epi) {
   tile_rows_select<T, MR, NV, MR>(m, K, A, a_rs, a_cs, Bp, epi);
+}
+
+// Calls f(std::integral_constant<int, M>{}) with M = m, for 1 <= m <= MR: a run-time
+// row count made a compile-time one, for tiles the caller drives itself.
+template <int MR, class F>
+FUSEDRNN_INLINE void with_rows(int m, F&& f) {
+  if constexpr (MR > 1) {
+    if (m < MR) {
+      with_rows<MR - 1>(m, f);
+      return;
+    }
+  }
+  f(std::integral_constant<int, MR>{});
 }
 
 // Loads and stores of the first n <= width lanes (the rest read as 0), for the last,

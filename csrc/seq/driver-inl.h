@@ -54,13 +54,14 @@ inline int threads_for(double flops, int64_t parts) {
 
 template <class T>
 void pack_weights(Weights<T>& w, Cell cell, int64_t I, int64_t H, const T* w_ih, const T* w_hh,
-                  const T* b_ih, const T* b_hh) {
+                  const T* b_ih, const T* b_hh, bool one_step) {
   const int64_t G = num_gates(cell), GH = G * H;
   w.isa = kIsaName;
   w.cell = cell;
   w.I = I;
   w.H = H;
   w.has_bias = b_ih != nullptr;
+  w.one_step = one_step && cell != Cell::gru_reset_before;
   // W^T as a K x N matrix: element (k, n) = W[n, k] = W[n * K + k].
   pack_b(w.wih_t, I, GH, w_ih, 1, I);
   pack_b(w.wih, GH, I, w_ih, I, 1);
@@ -72,6 +73,7 @@ void pack_weights(Weights<T>& w, Cell cell, int64_t I, int64_t H, const T* w_ih,
   } else {
     const StepShape<T> s(cell);
     pack_units(w.whh_t, s.G, s.UV, H, H, w_hh);
+    if (one_step) pack_units(w.wih_u, s.G, s.UV, H, I, w_ih);
     pack_b(w.whh, GH, H, w_hh, H, 1);
   }
   w.bias_x.reset(GH);
@@ -179,6 +181,62 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
   });
   std::memcpy(h_n, y + (T_ - 1) * BH, sizeof(T) * BH);
   if (C == Cell::lstm) std::memcpy(c_n, train ? c_buf + T_ * BH : c_buf, sizeof(T) * BH);
+}
+
+// One inference step of a cell: per tile, x W_ih^T and h0 W_hh^T into two register
+// tiles, then the cell.  (A sequence computes x W_ih^T for all steps at once instead.)
+template <class T, Cell C>
+void step_fused(const Weights<T>& w, int64_t B, const T* x, const T* h0, const T* c0, T* h1,
+                T* c1) {
+  using V = Vec<T>;
+  constexpr int W = V::width;
+  constexpr int G = num_gates(C);
+  constexpr int UV = is_rnn(C) ? 2 : 1;
+  constexpr int NV = G * UV, MR = tile_rows(2 * NV), U = UV * W, NR = NV * W;
+  const int64_t I = w.I, H = w.H, GH = G * H;
+  const T* bias = w.bias_x.data();
+  const int64_t panels = (H + U - 1) / U;
+  parallel(threads_for(2.0 * B * GH * (I + H), panels), [&](ThreadCtx& ctx) {
+    int64_t p0, p1;
+    split(panels, ctx.rank(), ctx.size(), p0, p1);
+    for (int64_t p = p0; p < p1; ++p) {
+      const T* Bx = w.wih_u.data.data() + p * I * NR;
+      const T* Bh = w.whh_t.data.data() + p * H * NR;
+      const int64_t u0 = p * U;
+      for (int64_t m0 = 0; m0 < B; m0 += MR) {
+        with_rows<MR>(static_cast<int>(std::min<int64_t>(MR, B - m0)), [&](auto rows) {
+          constexpr int M = decltype(rows)::value;
+          V ax[M][NV], ah[M][NV];
+          tile_product<T, M, NV>(I, x + m0 * I, I, 1, Bx, ax);
+          tile_product<T, M, NV>(H, h0 + m0 * H, H, 1, Bh, ah);
+          for (int r = 0; r < M; ++r) {
+            const int64_t b = m0 + r;
+            for (int uv = 0; uv < UV; ++uv) {
+              const int64_t u = u0 + uv * W;
+              const int n = static_cast<int>(std::min<int64_t>(W, H - u));
+              if (n <= 0) break;
+              if constexpr (C == Cell::lstm) {
+                V acc[4];
+                for (int g = 0; g < 4; ++g) acc[g] = ax[r][g] + ah[r][g];
+                lstm_fwd_tile<V, T>(acc, H, u, n, bias, c0 + b * H, c1 + b * H, h1 + b * H,
+                                    nullptr, nullptr);
+              } else if constexpr (C == Cell::gru) {
+                const V hn = ah[r][2] + load_n<V>(w.bias_hn.data() + u, n);
+                const GruStep<V> s = gru_cell(ax[r][0] + ah[r][0] + load_n<V>(bias + u, n),
+                                              ax[r][1] + ah[r][1] + load_n<V>(bias + H + u, n),
+                                              hn, ax[r][2] + load_n<V>(bias + 2 * H + u, n),
+                                              load_n<V>(h0 + b * H + u, n));
+                store_n(s.h, h1 + b * H + u, n);
+              } else {
+                rnn_fwd_tile<C == Cell::rnn_relu, V, T>(ax[r][uv] + ah[r][uv], u, n, bias,
+                                                        h1 + b * H, nullptr);
+              }
+            }
+          }
+        });
+      }
+    }
+  });
 }
 
 // Column sums of a (rows x cols) matrix with row stride ld, in row order; columns split
@@ -418,6 +476,17 @@ void backward(const Weights<T>& w, const Dims& d, const T* x, const T* ws, const
 #undef FUSEDRNN_BWD
 }
 
+template <class T>
+void step(const Weights<T>& w, int64_t B, const T* x, const T* h0, const T* c0, T* h1, T* c1) {
+  switch (w.cell) {
+    case Cell::lstm: return step_fused<T, Cell::lstm>(w, B, x, h0, c0, h1, c1);
+    case Cell::gru: return step_fused<T, Cell::gru>(w, B, x, h0, c0, h1, c1);
+    case Cell::rnn_tanh: return step_fused<T, Cell::rnn_tanh>(w, B, x, h0, c0, h1, c1);
+    case Cell::rnn_relu: return step_fused<T, Cell::rnn_relu>(w, B, x, h0, c0, h1, c1);
+    case Cell::gru_reset_before: break;  // never packed for one step
+  }
+}
+
 // exp, sigmoid or tanh (which = 0, 1, 2) of n elements, with this ISA's vector code
 // (the tail with its scalar code): what the tests sweep for accuracy.
 template <class T>
@@ -431,8 +500,8 @@ void activation(int which, const T* x, T* y, int64_t n) {
 
 template <class T>
 KernelTable<T> make_table() {
-  return KernelTable<T>{kIsaName,         &pack_weights<T>, &forward<T>,
-                       &backward<T>,     &activation<T>,   &fma_peak_gflops};
+  return KernelTable<T>{kIsaName,     &pack_weights<T>, &forward<T>,     &backward<T>,
+                       &step<T>, &activation<T>,   &fma_peak_gflops};
 }
 
 }  // namespace FUSEDRNN_ISA

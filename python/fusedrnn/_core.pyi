@@ -15,7 +15,10 @@ class Weights:
         weight_hh: npt.NDArray[np.floating],
         bias_ih: Optional[npt.NDArray[np.floating]] = None,
         bias_hh: Optional[npt.NDArray[np.floating]] = None,
+        one_step: bool = False,
     ) -> None: ...
+    @property
+    def one_step(self) -> bool: ...
     @property
     def cell(self) -> str: ...
     @property
@@ -50,6 +53,14 @@ def backward(
     Optional[np.ndarray], Optional[np.ndarray],
 ]:
     """(dx, dh0, dc0 or None, dw_ih, dw_hh, db_ih or None, db_hh or None)."""
+
+def step(
+    weights: Weights,
+    x: npt.NDArray[np.floating],
+    h0: npt.NDArray[np.floating],
+    c0: Optional[npt.NDArray[np.floating]] = None,
+) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """One inference step of a cell (weights packed with one_step=True): (h1, c1 or None)."""
 
 def workspace_size(cell: str, T: int, B: int, H: int) -> int: ...
 def cpu_info() -> dict: ...

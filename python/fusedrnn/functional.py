@@ -83,14 +83,15 @@ def check_size(value, name: str, *, minimum: int = 1) -> int:
     return int(value)
 
 
-def pack(cell: str, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+def pack(cell: str, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, one_step=False):
     """Pack one layer-direction's weights for the kernels (done once per weight version).
 
     Weights must already be C-contiguous float32/float64 arrays of torch's shapes.
+    ``one_step`` also packs them for single-step calls (cells; not GRU reset_before).
     """
     if cell not in CELLS:
         raise ValueError(f"cell: expected one of {sorted(CELLS)}, got {cell!r}")
-    return _core.Weights(cell, weight_ih, weight_hh, bias_ih, bias_hh)
+    return _core.Weights(cell, weight_ih, weight_hh, bias_ih, bias_hh, bool(one_step))
 
 
 def sequence_forward(packed, x, h0, c0=None, *, train=False):

@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import _core
 from .functional import (
     _to_numpy,
     as_array,
@@ -63,6 +64,7 @@ class _Module:
 
     _num_gates: int
     _is_lstm = False
+    _one_step = False  # cells also pack for _core.step
 
     def _setup(self, input_size, hidden_size, bias, dtype, seed, names):
         self.input_size = check_size(input_size, "input_size")
@@ -158,7 +160,7 @@ class _Module:
         if self._packed is None:
             p = {self._roles[n]: a for n, a in self._params.items()}
             self._packed = pack(self._cell, p["weight_ih"], p["weight_hh"], p.get("bias_ih"),
-                                p.get("bias_hh"))
+                                p.get("bias_hh"), one_step=self._one_step)
         return self._packed
 
     # -- shared argument handling ------------------------------------------------------
@@ -395,13 +397,34 @@ class RNN(_RNNBase):
 
 
 # -------------------------------------------------------------------------------- cells
+def _ready(a, shape, dtype):
+    """a is an ndarray the kernels take as is: this exact shape and dtype, C-contiguous."""
+    return (type(a) is np.ndarray and a.shape == shape and a.dtype == dtype
+            and a.flags.c_contiguous)
+
+
 class _CellBase(_Module):
+    _one_step = True
+
     def __init__(self, input_size, hidden_size, bias=True, *, dtype=np.float32, seed=None):
         names = {r: r for r in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
         self._setup(input_size, hidden_size, bias, dtype, seed, names)
 
     def __call__(self, x, hx=None):
         """One step (inference): returns h' or, for an LSTMCell, (h', c')."""
+        # The per-step fast path: batched C-contiguous arrays of this dtype and shape go
+        # straight to the kernel.  Anything else takes the general path below, which
+        # converts what it may and words the errors.
+        packed = self._packed if self._packed is not None else self._weights()
+        if (type(x) is np.ndarray and x.ndim == 2 and x.dtype == self.dtype
+                and x.shape[1] == self.input_size and x.flags.c_contiguous and packed.one_step):
+            shape = (x.shape[0], self.hidden_size)
+            if self._is_lstm:
+                if type(hx) is tuple and len(hx) == 2 and _ready(hx[0], shape, self.dtype) \
+                        and _ready(hx[1], shape, self.dtype):
+                    return _core.step(packed, x, hx[0], hx[1])
+            elif _ready(hx, shape, self.dtype):
+                return _core.step(packed, x, hx)[0]
         state, _ = self.forward(x, hx, train=False)
         return state
 
@@ -426,6 +449,10 @@ class _CellBase(_Module):
             xk = xk.copy()
         state_shape = (self.hidden_size,) if xa.ndim == 1 else (B, self.hidden_size)
         h0, c0 = self._state_in(hx, state_shape, B)
+        packed = self._weights()
+        if not train and packed.one_step:
+            h_n, c_n = _core.step(packed, np.ascontiguousarray(xk[0]), h0, c0)
+            return self._state_out(h_n, c_n, state_shape), None
         _, h_n, c_n, tape = self._run(xk, h0, c0, train, xa.shape, state_shape, state_shape,
                                       "cell")
         return self._state_out(h_n, c_n, state_shape), tape

@@ -60,10 +60,12 @@ struct Weights {
   Cell cell = Cell::lstm;
   int64_t I = 0, H = 0;
   bool has_bias = false;
+  bool one_step = false;  // wih_u is packed
   // forward products
   Packed<T> wih_t;  // W_ih^T          K = I, N = G*H
   Packed<T> whh_t;  // W_hh^T          K = H, N = G*H   (GRU reset_before: r, z rows only, N = 2H)
   Packed<T> whn_t;  // W_hn^T          K = H, N = H     (GRU reset_before only)
+  Packed<T> wih_u;  // W_ih^T in the recurrent tiles' layout (one-step cells only)
   // backward products
   Packed<T> wih;    // W_ih            K = G*H, N = I
   Packed<T> whh;    // W_hh            K = G*H, N = H   (GRU reset_before: r, z rows, K = 2H)
@@ -76,8 +78,9 @@ template <class T>
 struct KernelTable {
   const char* isa;
   // Packs raw row-major torch-layout weights; biases may be null (bias=False).
+  // one_step: also pack for `step` (cells).
   void (*pack_weights)(Weights<T>& w, Cell cell, int64_t I, int64_t H, const T* w_ih,
-                       const T* w_hh, const T* b_ih, const T* b_hh);
+                       const T* w_hh, const T* b_ih, const T* b_hh, bool one_step);
   // x (T, B, I); h0, c0 (B, H), c0 only for LSTM; y (T, B, H); h_n, c_n (B, H).
   // ws: a Workspace::size() buffer to fill for backward, or null for inference.
   void (*forward)(const Weights<T>& w, const Dims& d, const T* x, const T* h0, const T* c0,
@@ -87,6 +90,11 @@ struct KernelTable {
   void (*backward)(const Weights<T>& w, const Dims& d, const T* x, const T* ws, const T* dy,
                    const T* dh_n, const T* dc_n, T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh,
                    T* db_ih, T* db_hh);
+  // One inference step of a cell (weights packed with one_step; not GRU reset_before):
+  // x (B, I); h0, c0 (B, H), c0 only for LSTM; writes h1, c1 (B, H).  Both products
+  // run on the same register tile, with no input projection in memory.
+  void (*step)(const Weights<T>& w, int64_t B, const T* x, const T* h0, const T* c0, T* h1,
+               T* c1);
   // y = exp(x), sigmoid(x) or tanh(x) for which = 0, 1, 2, with this ISA's vector code
   // (for the accuracy tests).
   void (*activation)(int which, const T* x, T* y, int64_t n);
