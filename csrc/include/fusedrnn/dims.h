@@ -27,23 +27,22 @@ struct Dims {
   int64_t H = 0;  // hidden units
 };
 
+// Defined out of line in seq/layout.cc, compiled without ISA flags: an inline member
+// used by the per-ISA kernels could otherwise be emitted with, say, AVX-512 code and
+// chosen by the linker for every caller.
 struct Workspace {
   Cell cell;
   Dims d;
 
-  int64_t G() const { return num_gates(cell); }
-  int64_t gates_size() const { return is_rnn(cell) ? 0 : d.T * d.B * G() * d.H; }
-  int64_t aux_size() const {
-    if (cell == Cell::lstm) return (d.T + 1) * d.B * d.H;
-    if (is_gru(cell)) return d.T * d.B * d.H;
-    return 0;
-  }
-  int64_t h_size() const { return (d.T + 1) * d.B * d.H; }
+  int64_t G() const;
+  int64_t gates_size() const;
+  int64_t aux_size() const;
+  int64_t h_size() const;
 
-  int64_t gates_offset() const { return 0; }
-  int64_t aux_offset() const { return gates_size(); }
-  int64_t h_offset() const { return gates_size() + aux_size(); }
-  int64_t size() const { return gates_size() + aux_size() + h_size(); }
+  int64_t gates_offset() const;
+  int64_t aux_offset() const;
+  int64_t h_offset() const;
+  int64_t size() const;
 };
 
 }  // namespace fusedrnn

@@ -16,32 +16,43 @@
 
 namespace fusedrnn {
 
+// 64-byte-aligned storage (seq/layout.cc); throws std::bad_alloc.
+void* aligned_bytes(int64_t n, size_t elem);
+void free_bytes(void* p);
+
 // A 64-byte-aligned, uninitialised array.  Throws std::bad_alloc (MemoryError in Python).
+// Instantiated once, in seq/layout.cc (see the note on Workspace in dims.h).
 template <class T>
 class Buffer {
  public:
-  Buffer() = default;
-  explicit Buffer(int64_t n) { reset(n); }
-  void reset(int64_t n) {
-    if (n < 0) throw std::bad_alloc();
-    size_t bytes = (static_cast<size_t>(n) * sizeof(T) + 63) / 64 * 64;
-    if (bytes == 0) bytes = 64;
-    void* p = std::aligned_alloc(64, bytes);
-    if (!p) throw std::bad_alloc();
-    ptr_.reset(static_cast<T*>(p));
-    size_ = n;
-  }
+  Buffer();
+  explicit Buffer(int64_t n);
+  void reset(int64_t n);
   T* data() { return ptr_.get(); }
   const T* data() const { return ptr_.get(); }
   int64_t size() const { return size_; }
 
  private:
   struct Free {
-    void operator()(T* p) const { std::free(p); }
+    void operator()(T* p) const { free_bytes(p); }
   };
   std::unique_ptr<T, Free> ptr_;
   int64_t size_ = 0;
 };
+
+template <class T>
+Buffer<T>::Buffer() = default;
+template <class T>
+Buffer<T>::Buffer(int64_t n) {
+  reset(n);
+}
+template <class T>
+void Buffer<T>::reset(int64_t n) {
+  ptr_.reset(static_cast<T*>(aligned_bytes(n, sizeof(T))));
+  size_ = n;
+}
+extern template class Buffer<float>;
+extern template class Buffer<double>;
 
 // The B operand of a product C = A * B (B is K x N), packed into column panels of
 // `nr` columns: element (k, n) lives at data[(n / nr) * K * nr + k * nr + n % nr];

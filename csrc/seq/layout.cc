@@ -1,0 +1,38 @@
+// The out-of-line parts of the shared types (fusedrnn/dims.h, fusedrnn/kernels.h),
+// compiled with the baseline flags only.  See the note on Workspace in dims.h.
+#include <cstdlib>
+#include <new>
+
+#include "fusedrnn/dims.h"
+#include "fusedrnn/kernels.h"
+
+namespace fusedrnn {
+
+int64_t Workspace::G() const { return num_gates(cell); }
+int64_t Workspace::gates_size() const { return is_rnn(cell) ? 0 : d.T * d.B * G() * d.H; }
+int64_t Workspace::aux_size() const {
+  if (cell == Cell::lstm) return (d.T + 1) * d.B * d.H;
+  if (is_gru(cell)) return d.T * d.B * d.H;
+  return 0;
+}
+int64_t Workspace::h_size() const { return (d.T + 1) * d.B * d.H; }
+int64_t Workspace::gates_offset() const { return 0; }
+int64_t Workspace::aux_offset() const { return gates_size(); }
+int64_t Workspace::h_offset() const { return gates_size() + aux_size(); }
+int64_t Workspace::size() const { return gates_size() + aux_size() + h_size(); }
+
+void* aligned_bytes(int64_t n, size_t elem) {
+  if (n < 0) throw std::bad_alloc();
+  size_t bytes = (static_cast<size_t>(n) * elem + 63) / 64 * 64;
+  if (bytes == 0) bytes = 64;
+  void* p = std::aligned_alloc(64, bytes);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+
+void free_bytes(void* p) { std::free(p); }
+
+template class Buffer<float>;
+template class Buffer<double>;
+
+}  // namespace fusedrnn
