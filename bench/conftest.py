@@ -2,7 +2,9 @@
 
 Environment variables:
     FUSEDRNN_BENCH_QUICK=1       the quick subset (see shapes.py)
-    FUSEDRNN_BENCH_THREADS=n     torch.set_num_threads(n) (default 1, as the CLI)
+    FUSEDRNN_BENCH_THREADS=n     threads of every peer (default 1, as the CLI):
+                                 fusedrnn.set_num_threads(n), torch.set_num_threads(n),
+                                 ORT intra_op_num_threads=n (inter_op 1)
 """
 
 import os
@@ -20,12 +22,15 @@ def pytest_configure(config):
 
 def pytest_report_header(config):
     subset = f"quick subset (T <= {_bench.QUICK_T})" if QUICK else "full grid"
-    return f"fusedrnn bench: {subset}; {_bench.thread_line(_bench.thread_info())}"
+    missing = _bench.missing_peers()
+    missing = "; not installed: " + ", ".join(missing) if missing else ""
+    return f"fusedrnn bench: {subset}; {_bench.thread_line(_bench.thread_info())}{missing}"
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
-    # CPU, versions and thread counts go into --benchmark-json / --benchmark-autosave.
+    # CPU, versions, thread counts and the FMA peak go into --benchmark-json / -autosave.
     machine_info["fusedrnn"] = _bench.machine_info()
+    machine_info["fusedrnn"]["fma_peak_gflops"] = _bench.fma_peak(0.2)
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +42,7 @@ def cases():
         key = (kind.name, shape.name, mode)
         if key not in built:
             built.clear()  # tests run case by case: keep one alive (S3's are large)
-            built[key] = _bench.Case(kind, shape, mode)
+            built[key] = _bench.Case(kind, shape, mode, threads=THREADS)
         return built[key]
 
     return get

@@ -1,9 +1,10 @@
 """pytest-benchmark suite over the grid of DESIGN.md section 6 (see bench/README.md).
 
 One benchmark per (kind, row, mode, peer), grouped by (kind, row, mode) so that the
-peers sit side by side; each first checks its peer's result once against the NumPy
-reference.  Unlike ``python -m fusedrnn bench``, the peers are timed one after the
-other, not alternating.
+peers sit side by side; each first checks its peer's result once, as the CLI does: ours
+and the reference against the reference, torch and ONNX Runtime against ours (a wrong
+weight conversion fails there).  Unlike ``python -m fusedrnn bench``, the peers are timed
+one after the other, not alternating.
 """
 
 import pytest
@@ -21,10 +22,17 @@ if QUICK:  # seconds in all; a benchmark marker overrides --benchmark-max-time/-
 def test_bench(benchmark, cases, kind, shape, mode, peer):
     case = cases(kind, shape, mode)
     if peer not in case.peers:
-        pytest.skip(f"{peer}: not importable here")
+        why = ("inference only" if peer == "ort" and _bench.ort_or_none() is not None
+               else "not importable here")
+        pytest.skip(f"{peer}: {why}")
     fn = case.peers[peer]
-    err = case.check(fn())  # also the warm-up: weight packing, allocations
-    assert err < _bench.TOLERANCE, f"{peer} differs from the reference: rel. error {err:.1e}"
+    got = fn()  # also the warm-up: weight packing, allocations, ORT's first run
+    if peer in ("ours", "reference"):
+        err, against = case.check(got), "the reference"
+    else:
+        err, against = _bench.rel_error(got, case.peers["ours"]()), "ours"
+    assert err < _bench.TOLERANCE, f"{peer} differs from {against}: rel. error {err:.1e}"
     benchmark.group = f"{kind.name} {shape.describe()} {mode}"
-    benchmark.extra_info.update(flops=case.flops, rel_error=err)
+    benchmark.extra_info.update(flops=case.flops, rel_error=err, checked_against=against,
+                                threads=_bench.thread_info()["ours"])
     benchmark(fn)

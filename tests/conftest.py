@@ -3,6 +3,10 @@
 ``torch``: PyTorch, imported lazily (only by the tests that ask for it, so the rest of
 the suite runs without it).  Missing torch skips those tests, except when the
 environment sets ``FUSEDRNN_REQUIRE_TORCH=1`` (CI: .ci/run), where it fails them.
+
+``onnxruntime``: ONNX Runtime (with ``onnx``, which builds the benchmark's models), for
+the benchmark's ORT peer; the same rule: skipped when missing, a failure under
+``FUSEDRNN_REQUIRE_TORCH=1`` (CI installs both through the ``test`` extra).
 """
 
 from __future__ import annotations
@@ -29,3 +33,22 @@ def import_torch():
 @pytest.fixture(scope="session")
 def torch():
     return import_torch()
+
+
+def import_onnxruntime():
+    """Import onnx and return onnxruntime, or skip (fail under FUSEDRNN_REQUIRE_TORCH=1)."""
+    try:
+        import onnx  # noqa: F401, PLC0415 - lazy on purpose
+        import onnxruntime  # noqa: PLC0415
+    except ImportError as e:
+        msg = (f"ONNX Runtime is not importable ({e}); the benchmark's ORT peer needs onnx "
+               "and onnxruntime (the test extra installs them)")
+        if os.environ.get(REQUIRE_TORCH_ENV, "") == "1":
+            pytest.fail(f"{msg}, and {REQUIRE_TORCH_ENV}=1 requires them", pytrace=False)
+        pytest.skip(msg)
+    return onnxruntime
+
+
+@pytest.fixture(scope="session")
+def onnxruntime():
+    return import_onnxruntime()

@@ -1,19 +1,26 @@
 """The command line runs: `python -m fusedrnn bench/info/demo` (functional checks only;
 no timing is asserted anywhere in tests/)."""
 
+import importlib.util
 import json
 import os
 import re
+import struct
 import subprocess
 import sys
 
 import pytest
 
 
-def run_cli(*args, timeout=240):
+def run_cli(*args, timeout=240, pre=""):
+    """`python -m fusedrnn ARGS`; `pre`: Python run first in that process (then the CLI)."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "fusedrnn", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    if pre:
+        code = f"{pre}\nimport sys\nfrom fusedrnn.__main__ import main\nsys.exit(main())"
+        cmd = [sys.executable, "-c", code, *args]
+    else:
+        cmd = [sys.executable, "-m", "fusedrnn", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def test_info():
@@ -38,6 +45,8 @@ def test_bench_small_subset_writes_checked_json(tmp_path):
                 "--min-runs", "1", "--budget", "0.01", "--json", str(out))
     assert r.returncode == 0, r.stdout + r.stderr
     doc = json.loads(out.read_text())
+    assert doc["thread_counts"] == [1]  # the default
+    assert doc["fma_peak_gflops"] > 0
     rows = doc["results"]
     # 2 kinds x (S4 in both modes + the cell row in inference)
     assert len(rows) == 2 * 3, [(x.get("kind"), x.get("row"), x.get("mode")) for x in rows]
@@ -46,11 +55,105 @@ def test_bench_small_subset_writes_checked_json(tmp_path):
         assert ours["runs"] >= 1 and ours["median_s"] > 0
         assert refr["median_s"] > 0
         assert ours["rel_error"] < 1e-4, row  # ours checked against the reference
+        assert row["threads"]["ours"] == 1 and row["gflops"] > 0 and row["pct_peak"] > 0
+        assert "ort" not in row["peers"] or row["mode"] == "inference"  # ORT: no training
     checked = [line for line in r.stdout.splitlines() if re.search(r"\sok \d", line)]
     assert len(checked) == 6, r.stdout
 
 
-@pytest.mark.parametrize("bad", [["bench", "--kinds", "lstmx"], ["bench", "--threads", "0"]])
+# One small run shared by the tests below: three kinds (each its own ONNX operator and
+# gate order), a sequence row and the cell row, inference, two thread counts, JSON and
+# (when matplotlib is importable) the plot.
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bench")
+    args = ["bench", "--quick", "--rows", "S1,cell", "--modes", "inference",
+            "--threads", "1,2", "--min-runs", "1", "--max-runs", "2", "--budget", "0.01",
+            "--json", str(d / "bench.json")]
+    if importlib.util.find_spec("matplotlib") is not None:
+        args += ["--plot", str(d / "bench.png")]
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r, json.loads((d / "bench.json").read_text()), d
+
+
+def test_bench_threads_list_gives_a_table_per_count(bench_run):
+    r, doc, _ = bench_run
+    assert doc["thread_counts"] == [1, 2]
+    assert [t["threads"] for t in doc["tables"]] == [1, 2]
+    for n in (1, 2):
+        rows = [x for x in doc["results"] if x["threads"]["ours"] == n]
+        assert len(rows) == 3 * 2, doc["results"]  # 3 kinds x (S1, cell), inference
+        for x in rows:
+            assert x["threads"]["torch"] in (None, n) and x["threads"]["ort"] in (None, n)
+            assert x["peers"]["ours"]["median_s"] > 0
+    titles = [line for line in r.stdout.splitlines() if line.startswith("== ")]
+    assert [t.split(":")[0] for t in titles] == ["== 1 thread", "== 2 threads"], r.stdout
+    # one header per table: sequence rows in ms, the cell row in µs, per thread count
+    headers = [line.split() for line in r.stdout.splitlines() if line.startswith("kind ")]
+    assert [h[4] for h in headers] == ["ms", "\u00b5s", "ms", "\u00b5s"], r.stdout
+    assert all("%peak" in h and "x ort" in " ".join(h) for h in headers)
+    assert "peak:" in r.stdout and "GFLOP/s" in r.stdout
+
+
+def test_bench_json_has_torch_and_ort_peers(bench_run, torch, onnxruntime):
+    _, doc, _ = bench_run
+    assert doc["machine"]["versions"]["torch"] == torch.__version__
+    assert doc["machine"]["versions"]["onnxruntime"] == onnxruntime.__version__
+    for t in doc["tables"]:
+        assert t["thread_info"]["torch"] == t["threads"] == t["thread_info"]["ort"]
+    for x in doc["results"]:
+        assert x["missing_peers"] == [], x
+        for peer in ("torch", "ort", "reference"):
+            p = x["peers"][peer]
+            assert p["median_s"] > 0 and p["speedup"] > 0, (peer, x)
+
+
+def test_bench_ort_agrees_with_ours(bench_run, onnxruntime):
+    r, doc, _ = bench_run
+    for x in doc["results"]:
+        assert x["peers"]["ort"]["rel_error_vs_ours"] < 1e-4, x
+        assert x["ok"], x
+    lines = [line for line in r.stdout.splitlines() if re.search(r"\sok \d", line)]
+    assert len(lines) == len(doc["results"]) and not any("!" in line for line in lines)
+
+
+def test_bench_ort_check_catches_a_wrong_gate_order(onnxruntime):
+    """The check column's job: ORT fed torch's gate order instead of ONNX's fails."""
+    from dataclasses import replace
+
+    from fusedrnn import _bench
+
+    wrong = replace(_bench.KINDS["lstm"], onnx_order=(0, 1, 2, 3))  # i,f,g,o as is
+    shape = replace(_bench.ROWS[0], T=3)
+    m = _bench.measure(_bench.Case(wrong, shape, "inference", threads=1), min_runs=1,
+                       budget_s=0)
+    assert m.agrees("ours") and not m.agrees("ort") and not m.ok()
+    assert m.vs_ours["ort"] > 1e-2
+    assert _bench.table_row(m, 100.0).endswith(" ort!")
+
+
+def test_bench_plot_writes_a_png(bench_run):
+    pytest.importorskip("matplotlib")
+    _, _, d = bench_run
+    data = (d / "bench.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width >= 400 and height >= 300 and len(data) > 10_000, (width, height, len(data))
+
+
+def test_bench_plot_without_matplotlib_exits_2(tmp_path):
+    # matplotlib made unimportable; the error comes before any timing
+    r = run_cli("bench", "--quick", "--plot", str(tmp_path / "x.png"),
+                pre="import sys; sys.modules['matplotlib'] = None", timeout=60)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "--plot needs matplotlib" in r.stderr and "pip install" in r.stderr
+    assert r.stdout == "" and not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("bad", [["bench", "--kinds", "lstmx"], ["bench", "--threads", "0"],
+                                 ["bench", "--threads", "1,x"], ["bench", "--threads", "2,0"]])
 def test_bench_rejects_bad_arguments(bad):
     r = run_cli(*bad)
     assert r.returncode == 2

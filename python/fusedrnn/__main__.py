@@ -1,6 +1,7 @@
 """Command line: ``python -m fusedrnn {bench,info,demo}``.
 
-bench  time LSTM/GRU/RNN against the NumPy reference and PyTorch (if installed)
+bench  time LSTM/GRU/RNN against the NumPy reference, PyTorch and ONNX Runtime
+       (those two when installed)
 info   the kernels' instruction set, versions and thread counts
 demo   train a tiny LSTM on a toy task with the NumPy API
 """
@@ -41,66 +42,130 @@ def _positive(text):
 
 
 # -------------------------------------------------------------------------------- bench
-def _print_header(info, shapes, min_runs, budget, ref_limit):
-    """What was measured, where and how: the lines above the table."""
-    v = info["versions"]
-    torch = v["torch"] is not None
-    print(f"fusedrnn {fr.__version__} (isa {info['fusedrnn_cpu_info']['isa']}) on {info['cpu']}, "
-          f"{info['cpu_count']} CPUs; Python {v['python']}, NumPy {v['numpy']}, "
-          + (f"torch {v['torch']}" if torch else "torch not importable (no torch column)"))
-    print(_bench.thread_line(info["threads"]))
+def _thread_counts(text):
+    """argparse type: one thread count or a comma-separated list of them, each >= 1."""
+    try:
+        counts = [int(n) for n in text.split(",") if n.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a thread count >= 1 or a comma-separated list of them (e.g. 1,2); "
+            f"got {text!r}")
+    return list(dict.fromkeys(counts))  # in the order given, each once
+
+
+def _can_print(text) -> bool:
+    try:
+        text.encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+def _print_header(info, shapes, peak, counts, min_runs, budget, ref_limit):
+    """What was measured, where and how: the lines above the tables."""
+    v, isa = info["versions"], info["fusedrnn_cpu_info"]["isa"]
+    torch, ort = v["torch"] is not None, v["onnxruntime"] is not None
+    peers = ["ours", "ref"] + ["torch"] * torch + ["ort"] * ort
+    found = [f"torch {v['torch']}"] * torch + [f"onnxruntime {v['onnxruntime']}"] * ort
+    none = _bench.NONE
+    print(f"fusedrnn {fr.__version__} (isa {isa}) on {info['cpu']}, {info['cpu_count']} CPUs; "
+          + "; ".join([f"Python {v['python']}, NumPy {v['numpy']}"] + found))
+    print(f"peak: {peak:.1f} GFLOP/s = float32 FMAs of one thread (fusedrnn._core.fma_peak, "
+          f"{isa}, registers only)")
+    print(f"threads: {', '.join(map(str, counts))} (a table each): ours "
+          "fusedrnn.set_num_threads(n)" + ("; torch torch.set_num_threads(n)" if torch else ""))
+    if ort:
+        print("         ort SessionOptions intra_op_num_threads=n, inter_op_num_threads=1")
     print("rows: " + " | ".join(s.describe() for s in shapes))
-    print("peers: ref = fusedrnn.reference in float32"
-          + ("; torch = torch.nn on the CPU (inference_mode)" if torch else ""))
-    peers = "ours/ref/torch" if torch else "ours/ref"
-    print(f"timing: median of >= {min_runs} runs per peer, alternating {peers}, about "
-          f"{budget:g} s per line")
-    print(f"x ref, x torch = peer time / ours time (> 1: ours faster); runs = {peers}")
-    print("training = forward + backward to x and all weights, counted as 3x the forward FLOPs")
-    print(f"check = max ||ours - ref|| / ||ref|| over outputs and gradients, ok below "
-          f"{_bench.TOLERANCE:g}")
+    print("peers: ref   fusedrnn.reference (NumPy, float32)")
+    if torch:
+        print("       torch torch.nn.LSTM/GRU/RNN, cell row LSTMCell/GRUCell/RNNCell; "
+              "inference under torch.inference_mode")
+    if ort:
+        print("       ort   ONNX Runtime LSTM/GRU/RNN operator, inference only; cell row: one "
+              "step, state as initial_h/c")
+    for line in _bench.missing_peers():
+        print(f"not installed: {line}; shown as {none}")
+    print(f"timing: median of >= {min_runs} runs per peer, alternating {'/'.join(peers)}, "
+          f"about {budget:g} s per line")
+    print(f"columns: ours ms (cell row: {_bench.CELL_UNIT} per call); GFLOP/s = "
+          "2*T*B*G*H*(I+H) / time, G = 4/3/1, training 3x;")
+    print("         %peak = GFLOP/s / (peak x ours threads); x peer = peer time / ours time "
+          "(> 1: ours faster);")
+    print(f"         runs = ours/ref/torch/ort; {none} = peer not installed, or ort in training")
+    print("training = forward + backward to x and all weights")
+    print(f"check: ok/FAIL and max ||ours - ref|| / ||ref|| over outputs and gradients, ok below "
+          f"{_bench.TOLERANCE:g};")
+    print("       torch!/ort! after it = that peer's outputs differ from ours by more than that")
     print(f"* = measured once: its first run took over {ref_limit:g} s (--skip-ref-above)",
           flush=True)
 
 
 def bench(args) -> int:
     started = time.perf_counter()
+    if args.plot and _bench.matplotlib_or_none() is None:
+        print("error: --plot needs matplotlib, which is not importable here; install it "
+              "(pip install matplotlib, or the package's bench extra: pip install "
+              "'fusedrnn[bench]') or drop --plot", file=sys.stderr)
+        return 2
+    _bench.set_ascii(not _can_print("\u2014\u00b5"))
     quick = args.quick
-    min_runs = args.min_runs if args.min_runs is not None else (5 if quick else 3)
-    budget = args.budget if args.budget is not None else (0.5 if quick else 2.0)
-    _bench.set_threads(args.threads)
+    min_runs = args.min_runs if args.min_runs is not None else 3
+    budget = args.budget if args.budget is not None else (0.25 if quick else 2.0)
+    ref_limit = (args.skip_ref_above if args.skip_ref_above is not None
+                 else (0.2 if quick else 5.0))
+    counts = args.threads
+    peak = _bench.fma_peak(0.2)  # once, before anything else runs
+    _bench.set_threads(counts[0])
     info = _bench.machine_info()
     cases = _bench.grid(args.kinds, args.rows, args.modes, quick=quick)
-    # Sequence rows (ms) first, then the cell rows (us per call): one table each.
+    # Sequence rows (ms) first, then the cell rows (µs per call): one table each.
     sections = [("ms", [c for c in cases if not c[1].is_cell]),
-                ("us", [c for c in cases if c[1].is_cell])]
+                (_bench.CELL_UNIT, [c for c in cases if c[1].is_cell])]
 
-    _print_header(info, _bench.shapes(args.rows, quick), min_runs, budget, args.skip_ref_above)
+    _print_header(info, _bench.shapes(args.rows, quick), peak, counts, min_runs, budget,
+                  ref_limit)
 
-    results, failed = [], False
-    for unit, group in sections:
-        if not group:
-            continue
-        print()
-        print(_bench.table_header(unit))
-        for kind, shape, mode in group:
-            case = _bench.Case(kind, shape, mode)
-            m = _bench.measure(case, min_runs=min_runs, max_runs=args.max_runs,
-                               budget_s=budget, ref_limit_s=args.skip_ref_above)
-            failed |= not m.agrees()
-            results.append(_bench.to_json(m))
-            print(_bench.table_row(m), flush=True)
-            del case, m  # free the layer, workspaces and reference caches before the next
+    results, tables, failed = [], [], False
+    for n in counts:
+        _bench.set_threads(n)
+        threads = _bench.thread_info()
+        tables.append({"threads": n, "thread_info": threads})
+        print(f"\n== {n} thread{'s' if n > 1 else ''}: " + _bench.thread_line(threads, ""))
+        for unit, group in sections:
+            if not group:
+                continue
+            print()
+            print(_bench.table_header(unit))
+            for kind, shape, mode in group:
+                case = _bench.Case(kind, shape, mode, threads=n)
+                m = _bench.measure(case, min_runs=min_runs, max_runs=args.max_runs,
+                                   budget_s=budget, ref_limit_s=ref_limit)
+                failed |= not m.ok()
+                results.append(_bench.to_json(m, peak))
+                print(_bench.table_row(m, peak), flush=True)
+                del case, m  # free the layer, workspaces and reference caches before the next
 
     elapsed = time.perf_counter() - started
     print(f"\n{len(results)} lines in {elapsed:.1f} s")
     if args.json:
-        doc = {"machine": info, "settings": {k: v for k, v in vars(args).items()
-                                              if k != "func"},
+        doc = {"machine": info, "fma_peak_gflops": peak, "thread_counts": counts,
+               "tables": tables, "peers": list(_bench.PEERS),
+               "missing_peers": _bench.missing_peers(),
+               "settings": {k: v for k, v in vars(args).items() if k != "func"},
+               "effective": {"min_runs": min_runs, "budget_s": budget,
+                             "skip_ref_above_s": ref_limit},
                "elapsed_s": elapsed, "results": results}
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1)
         print(f"wrote {args.json}")
+    if args.plot:
+        title = (f"fusedrnn {fr.__version__} ({info['fusedrnn_cpu_info']['isa']}) on "
+                 f"{info['cpu']}: speedup = peer time / ours time (> 1: ours faster)")
+        _bench.plot(results, args.plot, title=title, scale=args.plot_scale)
+        print(f"wrote {args.plot}")
     return 1 if failed else 0
 
 
@@ -159,8 +224,9 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("bench", help="time the kernels against their peers",
-                       description="Time fusedrnn against the NumPy reference and PyTorch "
-                       "(when importable) over the grid of DESIGN.md section 6.")
+                       description="Time fusedrnn against the NumPy reference, PyTorch and ONNX "
+                       "Runtime (those two when importable) over the grid of DESIGN.md "
+                       "section 6.")
     p.add_argument("--quick", action="store_true",
                    help=f"seconds-long subset: T cut to {_bench.QUICK_T}, rows "
                    f"{','.join(_bench.QUICK_ROW_NAMES)} unless --rows, short time budget")
@@ -170,18 +236,24 @@ def main(argv=None) -> int:
                    help="e.g. S1,S2,cell (default: all)")
     p.add_argument("--modes", type=_names(list(_bench.MODES)),
                    help="inference,training (default: both)")
-    p.add_argument("--threads", type=_positive, default=1,
-                   help="torch.set_num_threads (default 1; ours is single-threaded)")
+    p.add_argument("--threads", type=_thread_counts, default=[1], metavar="N[,N...]",
+                   help="thread counts, one table each: fusedrnn.set_num_threads, "
+                   "torch.set_num_threads and ORT's intra_op_num_threads (default 1)")
     p.add_argument("--min-runs", type=_positive,
-                   help="timed runs per peer at least (default 3, quick 5)")
+                   help="timed runs per peer at least (default 3)")
     p.add_argument("--max-runs", type=_positive, default=50, help="timed runs per peer at most")
     p.add_argument("--budget", type=float,
                    help="seconds per line after which no more runs start, once --min-runs "
-                   "are done (default 2, quick 0.5)")
-    p.add_argument("--skip-ref-above", type=float, default=5.0, metavar="SECONDS",
+                   "are done (default 2, quick 0.25)")
+    p.add_argument("--skip-ref-above", type=float, metavar="SECONDS",
                    help="a reference whose first run takes longer is measured once only "
-                   "(default 5)")
-    p.add_argument("--json", metavar="PATH", help="write every measurement to PATH")
+                   "(default 5, quick 0.2)")
+    p.add_argument("--json", metavar="PATH", help="write every measurement, the thread "
+                   "counts, the peak and the machine to PATH")
+    p.add_argument("--plot", metavar="PATH", help="write a PNG bar chart of the speedups "
+                   "(peer time / ours) to PATH (needs matplotlib)")
+    p.add_argument("--plot-scale", choices=("log", "linear"), default="log",
+                   help="y axis of --plot (default log)")
     p.set_defaults(func=bench)
 
     p = sub.add_parser("info", help="instruction set, versions and threads")

@@ -5,11 +5,12 @@ The grid lives here, in the package, so that the CLI of an installed wheel has i
 
 A :class:`Case` is one cell of the grid (kind x row x mode).  It holds the inputs and
 one zero-argument callable per peer -- ``ours`` (the fusedrnn layers and cells),
-``reference`` (``fusedrnn.reference`` in float32) and ``torch`` (torch.nn on the CPU,
-only when ``import torch`` works) -- each computing the same thing from the same
-weights and returning its results as a dict of NumPy arrays with common keys
-(``y``, ``h_n``, ``c_n``, ``dx``, ``weight_ih``, ...), so that one function,
-:func:`rel_error`, checks every peer against the reference.
+``reference`` (``fusedrnn.reference`` in float32), ``torch`` (torch.nn on the CPU, only
+when ``import torch`` works) and ``ort`` (ONNX Runtime's LSTM/GRU/RNN operators, in
+inference only, when ``onnx`` and ``onnxruntime`` import) -- each computing the same
+thing from the same weights and returning its results as a dict of NumPy arrays with
+common keys (``y``, ``h_n``, ``c_n``, ``dx``, ``weight_ih``, ...), so that one function,
+:func:`rel_error`, checks every peer against the reference and against ours.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import functools
 import gc
 import importlib
+import math
 import os
 import platform
 import time
@@ -25,6 +27,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 import fusedrnn as fr
+from fusedrnn import _core
 from fusedrnn import reference as ref
 
 # ------------------------------------------------------------------------------- the grid
@@ -69,8 +72,8 @@ MODES = ("inference", "training")
 
 @dataclass(frozen=True)
 class Kind:
-    """A recurrent cell type: its classes (same names in fusedrnn and torch.nn),
-    gate count and its reference functions."""
+    """A recurrent cell type: its classes (same names in fusedrnn and torch.nn, and the
+    ONNX operator), gate count and its reference functions."""
 
     name: str
     layer: str
@@ -80,20 +83,26 @@ class Kind:
     ref_forward: object
     ref_backward: object
     ref_cell: object
+    #: ONNX gate block k = torch gate block onnx_order[k] (torch: LSTM i,f,g,o, GRU r,z,n;
+    #: ONNX: LSTM i,o,f,c, GRU z,r,h).
+    onnx_order: tuple
 
 
 KINDS = {
     "lstm": Kind("lstm", "LSTM", "LSTMCell", 4, True, ref.lstm_forward, ref.lstm_backward,
-                 ref.lstm_cell),
+                 ref.lstm_cell, (0, 3, 1, 2)),
     "gru": Kind("gru", "GRU", "GRUCell", 3, False, ref.gru_forward, ref.gru_backward,
-                ref.gru_cell),
+                ref.gru_cell, (1, 0, 2)),
     "rnn": Kind("rnn", "RNN", "RNNCell", 1, False, ref.rnn_forward, ref.rnn_backward,
-                ref.rnn_cell),
+                ref.rnn_cell, (0,)),
 }
 
-PEERS = ("ours", "reference", "torch")
+#: Every peer, in table order; ``ort`` (ONNX Runtime) is timed in inference only.
+PEERS = ("ours", "reference", "torch", "ort")
+#: The peers ours is compared with (speedup columns and the plot), with their short names.
+OTHERS = {"reference": "ref", "torch": "torch", "ort": "ort"}
 
-#: Bound on ||peer - reference|| / ||reference|| (float32 against float32).
+#: Bound on ||ours - reference|| / ||reference|| and ||peer - ours|| / ||ours|| (float32).
 TOLERANCE = 1e-4
 
 
@@ -136,6 +145,36 @@ def torch_or_none():
         return None
 
 
+@functools.cache
+def ort_or_none():
+    """(onnx, onnxruntime) if both import here, else None: the models are built in memory
+    with ``onnx.helper`` and run by ``onnxruntime``."""
+    try:
+        return importlib.import_module("onnx"), importlib.import_module("onnxruntime")
+    except Exception:
+        return None
+
+
+def matplotlib_or_none():
+    """matplotlib.pyplot on the non-interactive Agg backend, or None if not importable."""
+    try:
+        matplotlib = importlib.import_module("matplotlib")
+        matplotlib.use("Agg")
+        return importlib.import_module("matplotlib.pyplot")
+    except Exception:
+        return None
+
+
+def missing_peers() -> list:
+    """Lines naming the optional peers that are not importable here, and how to get them."""
+    out = []
+    if torch_or_none() is None:
+        out.append("torch (pip install torch==2.13.0, the CPU build)")
+    if ort_or_none() is None:
+        out.append("ort (pip install onnx onnxruntime)")
+    return out
+
+
 def _threadpoolctl_info():
     try:
         import threadpoolctl
@@ -155,42 +194,51 @@ def _numpy_blas() -> str:
         return "unknown"
 
 
+#: The thread count last given to set_threads (ORT's sessions are built with it).
+_threads = None
+
+
 def set_threads(n: int) -> None:
-    """Use n threads in the peers that can be told (torch; ours once it is threaded)."""
+    """Use n threads in every peer that can be told: ours (fusedrnn.set_num_threads),
+    torch (torch.set_num_threads) and ORT (the sessions that Case builds from now on get
+    intra_op_num_threads = n, inter_op_num_threads = 1).  NumPy's BLAS keeps its own."""
+    global _threads
+    _threads = n
+    fr.set_num_threads(n)
     torch = torch_or_none()
     if torch is not None:
         torch.set_num_threads(n)
-    if hasattr(fr, "set_num_threads"):
-        fr.set_num_threads(n)
 
 
 def thread_info() -> dict:
     pools = _threadpoolctl_info()
     torch = torch_or_none()
     return {
-        # Until fusedrnn has get/set_num_threads its kernels are single-threaded.
-        "ours": fr.get_num_threads() if hasattr(fr, "get_num_threads") else 1,
-        "ours_threaded": hasattr(fr, "get_num_threads"),
+        # The count set; a step too short to share runs on fewer (see set_num_threads).
+        "ours": fr.get_num_threads(),
         "torch": torch.get_num_threads() if torch is not None else None,
+        # None: ORT's default (all cores); only the intra-op pool runs these graphs.
+        "ort": _threads if ort_or_none() is not None else None,
+        "ort_inter_op": 1 if ort_or_none() is not None else None,
         "numpy_blas": _numpy_blas(),
         "numpy_blas_threadpools": pools,  # None: threadpoolctl is not installed
     }
 
 
-def thread_line(threads: dict) -> str:
+def thread_line(threads: dict, label: str = "threads: ") -> str:
     """The threads used, on one line."""
-    ours = f"ours {threads['ours']}"
-    if not threads["ours_threaded"]:
-        ours += " (single-threaded in this version)"
-    parts = [ours]
+    parts = [f"ours {threads['ours']}"]
     if threads["torch"] is not None:
         parts.append(f"torch {threads['torch']}")
+    if threads["ort"] is not None or ort_or_none() is not None:
+        ort = threads["ort"] if threads["ort"] is not None else "default"
+        parts.append(f"ort {ort} intra-op, {threads['ort_inter_op']} inter-op")
     blas = f"NumPy BLAS {threads['numpy_blas']}"
     pools = threads["numpy_blas_threadpools"]
     if pools:
         blas += ": " + ", ".join(f"{p['internal_api']} {p['num_threads']}" for p in pools)
     parts.append(blas)
-    return "threads: " + " | ".join(parts)
+    return label + " | ".join(parts)
 
 
 def _cpu_model() -> str:
@@ -204,11 +252,21 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _version(module_name):
+    try:
+        return importlib.import_module(module_name).__version__
+    except Exception:
+        return None
+
+
 def machine_info() -> dict:
     """CPU, versions and threads: the header of the table and of the JSON file."""
-    torch = torch_or_none()
+    torch, ort = torch_or_none(), ort_or_none()
     versions = {"python": platform.python_version(), "numpy": np.__version__,
-                "fusedrnn": fr.__version__, "torch": torch.__version__ if torch else None}
+                "fusedrnn": fr.__version__, "torch": torch.__version__ if torch else None,
+                "onnx": ort[0].__version__ if ort else None,
+                "onnxruntime": ort[1].__version__ if ort else None,
+                "matplotlib": _version("matplotlib")}
     return {
         "cpu": _cpu_model(),
         "machine": platform.machine(),
@@ -221,16 +279,24 @@ def machine_info() -> dict:
     }
 
 
+def fma_peak(seconds: float = 0.2) -> float:
+    """This machine's float32 FMA GFLOP/s on one thread, with the ISA ours runs
+    (``fusedrnn._core.fma_peak``: independent FMAs on registers only)."""
+    return float(_core.fma_peak(seconds=seconds))
+
+
 # -------------------------------------------------------------------------------- cases
 
 
 def rel_error(got: dict, want: dict) -> float:
     """max over the keys of ``want`` of ||got - want|| / ||want|| (norm-wise, float64).
 
-    NaN if any result has a NaN, inf if a shape differs.
+    NaN if any result has a NaN, inf if a shape differs or a key is missing.
     """
     errors = []
     for key, w in want.items():
+        if key not in got:
+            return float("inf")
         g = np.asarray(got[key], np.float64)
         w = np.asarray(w, np.float64)
         if g.shape != w.shape:
@@ -245,15 +311,66 @@ def _strip_layer(name: str) -> str:
     return name[:-3] if name.endswith("_l0") else name
 
 
+def onnx_weights(kind: Kind, weights: dict) -> dict:
+    """torch-layout weights (weight_ih (G*H, I), weight_hh (G*H, H), bias_ih, bias_hh;
+    gate blocks in torch's order) as the ONNX operator's inputs W (1, G*H, I),
+    R (1, G*H, H) and B (1, 2*G*H) = [Wb, Rb], gate blocks in ONNX's order."""
+
+    def reorder(a):
+        blocks = np.split(np.asarray(a, np.float32), kind.gates)
+        return np.ascontiguousarray(np.concatenate([blocks[k] for k in kind.onnx_order]))
+
+    out = {"W": reorder(weights["weight_ih"])[None], "R": reorder(weights["weight_hh"])[None]}
+    if weights.get("bias_ih") is not None:
+        out["B"] = np.concatenate([reorder(weights["bias_ih"]),
+                                   reorder(weights["bias_hh"])])[None]
+    return out
+
+
+def onnx_model(kind: Kind, I: int, H: int, weights: dict, with_state: bool,  # noqa: E741
+               with_y: bool = True):
+    """An in-memory ONNX model of one LSTM / GRU / RNN operator (one direction, weights as
+    initializers).  Inputs: X (T, B, I), and with_state: initial_h (1, B, H) (LSTM also
+    initial_c); outputs: Y (T, 1, B, H) if with_y, Y_h (1, B, H), LSTM also Y_c."""
+    onnx, _ = ort_or_none()
+    helper, TP = onnx.helper, onnx.TensorProto
+    op = kind.layer  # the ONNX operators are called LSTM, GRU and RNN too
+    w = onnx_weights(kind, weights)
+    inits = [onnx.numpy_helper.from_array(a, name) for name, a in w.items()]
+    states = ["initial_h", "initial_c"] if kind.has_c else ["initial_h"]
+    vi = helper.make_tensor_value_info
+    inputs = [vi("X", TP.FLOAT, ["T", "B", I])]
+    if with_state:
+        inputs += [vi(s, TP.FLOAT, [1, "B", H]) for s in states]
+    # Operator inputs: X, W, R, B, sequence_lens, initial_h, initial_c, P ("" = omitted).
+    node_in = ["X", "W", "R", "B" if "B" in w else "", ""]
+    node_in += states if with_state else []
+    out_names = ["Y_h", "Y_c"] if kind.has_c else ["Y_h"]
+    outputs = [vi(n, TP.FLOAT, [1, "B", H]) for n in out_names]
+    if with_y:
+        outputs.insert(0, vi("Y", TP.FLOAT, ["T", 1, "B", H]))
+    attrs = {"hidden_size": H}
+    if op == "GRU":
+        attrs["linear_before_reset"] = 1  # torch's GRU: r * (W_hn h + b_hn)
+    node = helper.make_node(op, node_in, ["Y" if with_y else ""] + out_names, **attrs)
+    graph = helper.make_graph([node], f"fusedrnn_bench_{kind.name}", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8  # opset 14 needs no more; older onnxruntime builds accept it
+    onnx.checker.check_model(model)
+    return model
+
+
 class Case:
     """One cell of the grid: inputs, weights and one callable per available peer.
 
     Weights come from a seeded fusedrnn layer (torch's initialisation), x and dy are
-    standard normal, initial states are zeros.  Training computes the gradients of
-    sum(y * dy) with respect to x and every parameter.
+    standard normal.  Sequence rows start from zero states (each peer's default); the
+    cell row is called with a random state, ``cell(x, state)``, so that W_hh counts.
+    Training computes the gradients of sum(y * dy) with respect to x and every parameter.
+    `threads`: ORT's intra-op threads (default: the last set_threads, else ORT's default).
     """
 
-    def __init__(self, kind: Kind, shape: Shape, mode: str, seed: int = 0):
+    def __init__(self, kind: Kind, shape: Shape, mode: str, seed: int = 0, threads=None):
         if mode not in MODES:
             raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
         self.kind, self.shape, self.mode = kind, shape, mode
@@ -266,13 +383,20 @@ class Case:
         lead = (s.B,) if s.is_cell else (s.T, s.B)
         self.x = rng.standard_normal(lead + (s.I,)).astype(np.float32)
         self.dy = rng.standard_normal(lead + (s.H,)).astype(np.float32)
-        self.h0 = np.zeros((s.B, s.H), np.float32)
-        self.states0 = (self.h0, self.h0.copy()) if kind.has_c else (self.h0,)
+        n_states = 2 if kind.has_c else 1
+        if s.is_cell:
+            self.states0 = tuple((0.5 * rng.standard_normal((s.B, s.H))).astype(np.float32)
+                                 for _ in range(n_states))
+        else:
+            self.states0 = tuple(np.zeros((s.B, s.H), np.float32) for _ in range(n_states))
 
         self.peers = {"ours": self._ours, "reference": self._reference}
         self._torch_module = self._make_torch()
         if self._torch_module is not None:
             self.peers["torch"] = self._torch
+        self._ort_session = self._make_ort(threads if threads is not None else _threads)
+        if self._ort_session is not None:
+            self.peers["ort"] = self._ort
 
     @property
     def label(self) -> str:
@@ -352,6 +476,38 @@ class Case:
         return {"y": _numpy(y), **self._named_state(state), "dx": _numpy(x.grad),
                 **{_strip_layer(n): _numpy(p.grad) for n, p in m.named_parameters()}}
 
+    # -- ONNX Runtime -------------------------------------------------------------------
+    def _make_ort(self, threads):
+        """An ORT session of the ONNX operator with our weights (inference only).  The
+        cell row runs it for one step with the state as initial_h (/initial_c)."""
+        mods = ort_or_none()
+        if mods is None or self.mode != "inference":
+            return None
+        ort = mods[1]
+        s, cell = self.shape, self.shape.is_cell
+        model = onnx_model(self.kind, s.I, s.H, self.weights, with_state=cell, with_y=not cell)
+        so = ort.SessionOptions()
+        if threads is not None:
+            so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.log_severity_level = 3  # errors only
+        sess = ort.InferenceSession(model.SerializeToString(), so,
+                                    providers=["CPUExecutionProvider"])
+        x = self.x[None] if cell else self.x
+        self._ort_feed = {"X": x}
+        if cell:
+            names = ("initial_h", "initial_c")
+            self._ort_feed.update((n, a[None]) for n, a in zip(names, self.states0))
+        return sess
+
+    def _ort(self) -> dict:
+        out = self._ort_session.run(None, self._ort_feed)
+        if self.shape.is_cell:
+            return self._named_state(out)
+        s = self.shape
+        return {"y": out[0].reshape(s.T, s.B, s.H), **self._named_state(out[1:])}
+
 
 def _numpy(a):
     """A torch tensor (or an array) as a NumPy array, without copying."""
@@ -378,33 +534,49 @@ def time_call(fn, inner: int = 1):
 
 @dataclass
 class Measurement:
-    """Timings of one case: per peer, the seconds of each timed run, and its error."""
+    """Timings of one case: per peer, the seconds of each timed run, and its errors.
+
+    errors: peer -> ||peer - reference|| / ||reference||; vs_ours: peer -> ||peer - ours||
+    / ||ours|| (the other peers' check: a wrong weight conversion shows there).
+    """
 
     case: Case
     times: dict  # peer -> [seconds per call, ...]
     errors: dict  # peer -> relative error against the reference
     once: set  # peers measured once only (their first run was over the limit)
+    vs_ours: dict = None  # peer -> relative error against ours (not for ours, reference)
+    threads: dict = None  # the thread counts of this measurement (thread_info())
 
     def median(self, peer):
         t = self.times.get(peer)
         return float(np.median(t)) if t else None
 
     def agrees(self, peer="ours") -> bool:
-        """Whether the peer matched the reference (False for a NaN error too)."""
-        return self.errors[peer] < TOLERANCE
+        """ours: whether it matched the reference; another peer: whether it matched ours
+        (False for a NaN error too)."""
+        if peer == "ours" or not self.vs_ours or peer not in self.vs_ours:
+            return self.errors[peer] < TOLERANCE
+        return self.vs_ours[peer] < TOLERANCE
+
+    def disagreeing(self) -> list:
+        """The peers besides ours and the reference whose results differ from ours."""
+        return [p for p in (self.vs_ours or {}) if not self.agrees(p)]
+
+    def ok(self) -> bool:
+        return self.agrees() and not self.disagreeing()
 
 
 def measure(case: Case, *, min_runs=3, max_runs=50, budget_s=2.0, ref_limit_s=None,
             min_sample_s=0.01) -> Measurement:
-    """Time every peer of `case`, alternating (ours, reference, torch, ours, ...).
+    """Time every peer of `case`, alternating (ours, reference, torch, ort, ours, ...).
 
     A first round warms up (weight packing, allocations) and gives the results that
-    are checked against the reference; its times are not kept, but they decide two
-    things: calls shorter than `min_sample_s` are repeated back to back within each
-    timed run (the cell rows), and a reference slower than `ref_limit_s` seconds is
-    not run again -- that first run is its only measurement.  Then timed rounds run
-    until there are at least `min_runs` and either `budget_s` seconds have passed or
-    there are `max_runs`.
+    are checked against the reference (and the other peers against ours); its times
+    are not kept, but they decide two things: calls shorter than `min_sample_s` are
+    repeated back to back within each timed run (the cell rows), and a reference slower
+    than `ref_limit_s` seconds is not run again -- that first run is its only
+    measurement.  Then timed rounds run until there are at least `min_runs` and either
+    `budget_s` seconds have passed or there are `max_runs`.
     """
     max_runs = max(max_runs, min_runs)
     times = {p: [] for p in case.peers}
@@ -419,46 +591,94 @@ def measure(case: Case, *, min_runs=3, max_runs=50, budget_s=2.0, ref_limit_s=No
                 times[peer].append(t)
                 once.add(peer)
     errors = {peer: case.check(r) for peer, r in results.items()}
+    vs_ours = {peer: rel_error(r, results["ours"]) for peer, r in results.items()
+               if peer not in ("ours", "reference")}
     active = [p for p in case.peers if p not in once]
     start, rounds = time.perf_counter(), 0
     while rounds < max_runs and (rounds < min_runs or time.perf_counter() - start < budget_s):
         for peer in active:
             times[peer].append(time_call(case.peers[peer], inner[peer])[0])
         rounds += 1
-    return Measurement(case, times, errors, once)
+    return Measurement(case, times, errors, once, vs_ours, thread_info())
 
 
-def to_json(m: Measurement) -> dict:
+def speedup(m: Measurement, peer: str):
+    """Peer time / ours time (> 1: ours is faster), or None without that peer."""
+    v, ours = m.median(peer), m.median("ours")
+    return v / ours if v is not None and ours else None
+
+
+def gflops(m: Measurement) -> float:
+    return m.case.flops / m.median("ours") / 1e9
+
+
+def pct_peak(m: Measurement, peak_gflops: float) -> float:
+    """Ours' GFLOP/s as a percentage of peak_gflops x the threads ours was given."""
+    return 100 * gflops(m) / (peak_gflops * m.threads["ours"])
+
+
+def to_json(m: Measurement, peak_gflops=None) -> dict:
     c = m.case
-    return {
+    doc = {
         "kind": c.kind.name, "row": c.shape.name, "mode": c.mode,
         "T": c.shape.T, "B": c.shape.B, "I": c.shape.I, "H": c.shape.H,
-        "flops": c.flops,
+        "flops": c.flops, "threads": m.threads, "gflops": gflops(m),
+        "pct_peak": pct_peak(m, peak_gflops) if peak_gflops else None,
+        "ok": m.ok(),
         "peers": {
             p: {"times_s": m.times[p], "median_s": m.median(p), "runs": len(m.times[p]),
-                "measured_once": p in m.once, "rel_error": m.errors[p]}
+                "measured_once": p in m.once, "rel_error": m.errors[p],
+                "rel_error_vs_ours": (m.vs_ours or {}).get(p),
+                "speedup": speedup(m, p) if p != "ours" else None}
             for p in c.peers
         },
     }
+    # Peers that are not in this line (not importable; ort in training) are null.
+    doc["missing_peers"] = [p for p in PEERS if p not in c.peers]
+    return doc
 
 
 # -------------------------------------------------------------------------------- table
 
-# (title, width) of each column; the time unit is ms for sequences, us for cells.
-COLUMNS = (("kind", 5), ("row", 4), ("mode", 9), ("ours {u}", 10), ("GFLOP/s", 8),
-           ("ref {u}", 10), ("x ref", 7), ("torch {u}", 10), ("x torch", 7), ("runs", 9),
-           ("check", 12))
+#: Shown for a peer that is not importable or has no such mode (ort: inference only).
+NONE = "\u2014"  # an em dash
+#: The time unit of the cell row.
+CELL_UNIT = "\u00b5s"
+
+
+def set_ascii(ascii_only: bool) -> None:
+    """Use '-' and 'us' for the em dash and 'µs' (for a terminal that cannot print them)."""
+    global NONE, CELL_UNIT
+    NONE, CELL_UNIT = ("-", "us") if ascii_only else ("\u2014", "\u00b5s")
+
+
+# (title, width) of each column; {u} is the time unit: ms for sequences, µs for cells.
+COLUMNS = (("kind", 4), ("row", 4), ("mode", 9), ("ours {u}", 9), ("GFLOP/s", 7),
+           ("%peak", 5), ("ref {u}", 9), ("x ref", 6), ("torch {u}", 9), ("x torch", 7),
+           ("ort {u}", 9), ("x ort", 6), ("runs", 12), ("check", 9))
+_LEFT = 3  # the first columns are left-aligned, the others right-aligned
+
+
+def _join(values) -> str:
+    cells = [v.ljust(w) if i < _LEFT else v.rjust(w)
+             for i, (v, (_, w)) in enumerate(zip(values, COLUMNS))]
+    return "  ".join(cells).rstrip()
 
 
 def table_header(unit: str) -> str:
-    cells = [t.format(u=unit).rjust(w) if i > 2 else t.ljust(w)
-             for i, (t, w) in enumerate(COLUMNS)]
-    return "  ".join(cells)
+    return _join([t.format(u=unit) for t, _ in COLUMNS])
 
 
-def table_row(m: Measurement) -> str:
-    """One line: times in the unit of the row (ms, or us per call for the cell row),
-    speedup = peer time / ours time (> 1: ours is faster)."""
+def _fixed(v: float) -> str:
+    """A time or rate with three significant digits or so, never in e-notation."""
+    if v >= 100:
+        return f"{v:.0f}"
+    return f"{v:.1f}" if v >= 10 else f"{v:.2f}"
+
+
+def table_row(m: Measurement, peak_gflops: float) -> str:
+    """One line: times in the unit of the row (ms, or µs per call for the cell row),
+    speedup = peer time / ours time (> 1: ours is faster), — for an absent peer."""
     c = m.case
     scale = 1e6 if c.shape.is_cell else 1e3
     ours = m.median("ours")
@@ -466,20 +686,70 @@ def table_row(m: Measurement) -> str:
     def t(peer):
         v = m.median(peer)
         if v is None:
-            return "-"
-        return f"{v * scale:.1f}" + ("*" if peer in m.once else "")
+            return NONE
+        return _fixed(v * scale) + ("*" if peer in m.once else "")
 
     def x(peer):
-        v = m.median(peer)
-        return f"{v / ours:.2f}" if v is not None else "-"
+        v = speedup(m, peer)
+        return f"{v:.2f}" if v is not None else NONE
 
     check = f"{'ok' if m.agrees() else 'FAIL'} {m.errors['ours']:.0e}"
-    if "torch" in m.errors and not m.agrees("torch"):
-        check += " torch!"  # torch disagrees with the reference: its times are suspect
-    runs = "/".join(str(len(m.times[p])) for p in c.peers)
-    values = [c.kind.name, c.shape.name, c.mode, f"{ours * scale:.1f}",
-              f"{c.flops / ours / 1e9:.2f}", t("reference"), x("reference"), t("torch"),
-              x("torch"), runs, check]
-    return "  ".join(v.rjust(w) if i > 2 else v.ljust(w)
-                     for i, (v, (_, w)) in enumerate(zip(values, COLUMNS)))
+    bad = m.disagreeing()
+    runs = "/".join(str(len(m.times[p])) if p in m.times else NONE for p in PEERS)
+    values = [c.kind.name, c.shape.name, c.mode, _fixed(ours * scale), _fixed(gflops(m)),
+              f"{pct_peak(m, peak_gflops):.1f}", t("reference"), x("reference"),
+              t("torch"), x("torch"), t("ort"), x("ort"), runs, check]
+    line = _join(values)
+    # A peer that differs from ours: its times are suspect (or its conversion is wrong).
+    return line + "".join(f" {OTHERS[p]}!" for p in bad)
 
+
+# --------------------------------------------------------------------------------- plot
+
+
+def plot(results: list, path: str, title: str = "", scale: str = "log") -> None:
+    """A PNG bar chart: per line of the tables (kind, row, mode), one bar per peer with
+    peer time / ours time, a line at 1x; one panel per thread count.
+
+    results: the to_json() dicts (with their "threads").  Needs matplotlib.
+    """
+    plt = matplotlib_or_none()
+    if plt is None:
+        raise ImportError("matplotlib is not importable")
+    from matplotlib.ticker import FuncFormatter
+    counts = sorted({r["threads"]["ours"] for r in results})
+    peers = [p for p in OTHERS if any(p in r["peers"] for r in results)]
+    labels = list(dict.fromkeys(f"{r['kind']} {r['row']}\n{r['mode'][:5]}" for r in results))
+    width = 0.8 / max(1, len(peers))
+    fig, axes = plt.subplots(len(counts), 1, squeeze=False,
+                             figsize=(max(7.0, 0.62 * len(labels) * max(1, len(peers)) / 2 + 2),
+                                      3.6 * len(counts)))
+    colors = {"reference": "#999999", "torch": "#ee4c2c", "ort": "#2b6cb0"}
+    for ax, n in zip(axes[:, 0], counts):
+        rows = {f"{r['kind']} {r['row']}\n{r['mode'][:5]}": r for r in results
+                if r["threads"]["ours"] == n}
+        for j, p in enumerate(peers):
+            xs, ys = [], []
+            for i, label in enumerate(labels):
+                r = rows.get(label)
+                s = r["peers"].get(p, {}).get("speedup") if r else None
+                if s is not None and s > 0 and math.isfinite(s):
+                    xs.append(i + (j - (len(peers) - 1) / 2) * width)
+                    ys.append(s)
+            ax.bar(xs, ys, width, label=f"vs {OTHERS[p]}", color=colors.get(p))
+        ax.axhline(1.0, color="black", linewidth=1, linestyle="--")
+        ax.set_yscale(scale)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}\u00d7"))
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(labels, fontsize=7)
+        ax.set_xlim(-0.6, len(labels) - 0.4)
+        ax.set_ylabel("speedup of ours\n(peer time / ours)")
+        ax.set_title(f"{n} thread{'s' if n > 1 else ''}", fontsize=9)
+        ax.grid(axis="y", which="both", alpha=0.3)
+        if peers:
+            ax.legend(fontsize=7, loc="upper right")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
