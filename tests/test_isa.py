@@ -64,10 +64,51 @@ def test_unknown_isa_is_a_clear_error():
     assert "FUSEDRNN_ISA" in r.stderr and "sse9" in r.stderr
 
 
-@pytest.mark.parametrize("isa", ["avx2", "avx512"])
-def test_isa_not_compiled_or_not_usable_is_a_clear_error(isa):
-    if isa in INFO["available"]:
-        pytest.skip(f"{isa} is available here; covered by test_each_available_isa_matches_reference")
-    r = run_with_isa(isa, "import fusedrnn")
-    assert r.returncode != 0
-    assert f"FUSEDRNN_ISA={isa}" in r.stderr
+def test_isa_not_usable_here_is_a_clear_error():
+    """Every compiled ISA this CPU cannot run is refused by name (on a CPU that runs
+    them all there is none, and then every compiled ISA must be listed as available)."""
+    unusable = [isa for isa in INFO["compiled"] if isa not in INFO["available"]]
+    for isa in unusable:
+        r = run_with_isa(isa, "import fusedrnn")
+        assert r.returncode != 0
+        assert f"FUSEDRNN_ISA={isa}: this CPU cannot run it" in r.stderr
+        with pytest.raises(RuntimeError, match=f"{isa}: this CPU cannot run it"):
+            fusedrnn._core._use_isa(isa)
+    if not unusable:
+        assert INFO["available"] == INFO["compiled"]
+
+
+def test_x86_builds_compile_every_isa():
+    import platform
+
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        assert INFO["compiled"] == ["avx512", "avx2", "generic"]
+    else:
+        assert INFO["compiled"] == ["generic"]
+
+
+def test_use_isa_rejects_unknown_names():
+    with pytest.raises(RuntimeError, match="expected one of avx512, avx2, generic"):
+        fusedrnn._core._use_isa("sse9")
+    assert fusedrnn.cpu_info()["isa"] == INFO["isa"]
+
+
+def test_weights_keep_the_kernels_that_packed_them():
+    """Packed weights run on their own ISA's kernels even after the selection changes."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 2, 5)).astype(np.float32)
+    before = fusedrnn.cpu_info()["isa"]
+    try:
+        for isa in INFO["available"]:
+            fusedrnn._core._use_isa(isa)
+            m = fusedrnn.GRU(5, 9, seed=1)
+            y0, _ = m(x)
+            assert m._weights().isa == isa
+            for other in INFO["available"]:
+                fusedrnn._core._use_isa(other)
+                y1, _ = m(x)
+                np.testing.assert_array_equal(y0, y1)
+    finally:
+        fusedrnn._core._use_isa(before)

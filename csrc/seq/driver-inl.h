@@ -106,7 +106,7 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
   constexpr int W = V::width;
   constexpr int G = num_gates(C);
   constexpr int UV = is_rnn(C) ? 2 : 1;
-  constexpr int NV = G * UV, MR = tile_rows(NV), U = UV * W, NR = NV * W;
+  constexpr int NV = G * UV, MR = (NV == 4 && kVecRegisters == 16) ? 2 : tile_rows(NV), U = UV * W, NR = NV * W;
   const int64_t T_ = d.T, B = d.B, H = d.H, GH = G * H, BH = B * H;
   const Workspace layout{C, d};
   const bool train = ws != nullptr;
