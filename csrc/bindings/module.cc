@@ -315,6 +315,59 @@ py::tuple step_t(const PackedWeights& pw, const py::array& x_a, const py::array&
   return py::make_tuple(h1, c1);
 }
 
+// The array as T* if it is an ndarray of dtype T, C-contiguous, of exactly this shape;
+// else null (no conversion, no exception: the caller takes the general path).
+template <class T>
+const T* exactly(const py::handle& h, int64_t rows, int64_t cols) {
+  if (!py::isinstance<py::array_t<T>>(h)) return nullptr;
+  auto a = py::reinterpret_borrow<py::array>(h);
+  if (a.ndim() != 2 || a.shape(0) != rows || a.shape(1) != cols ||
+      !(a.flags() & py::array::c_style))
+    return nullptr;
+  return static_cast<const T*>(a.data());
+}
+
+// A cell's inference call, when its arguments need nothing done to them: x (B, I) and
+// the state (B, H) — for an LSTM a tuple (h, c) — C-contiguous, of the weights' dtype.
+// Returns the new state as the cell returns it, or None for anything else: the Python
+// layer then converts, checks and words the errors.
+template <class T>
+py::object cell_call_t(const PackedWeights& pw, const py::handle& x_o, const py::handle& hx_o) {
+  if (!pw.one_step() || !py::isinstance<py::array_t<T>>(x_o)) return py::none();
+  auto x_a = py::reinterpret_borrow<py::array>(x_o);
+  if (x_a.ndim() != 2 || x_a.shape(0) < 1) return py::none();
+  const int64_t B = x_a.shape(0), H = pw.hidden_size();
+  const T* x = exactly<T>(x_o, B, pw.input_size());
+  if (!x) return py::none();
+  const bool lstm = pw.cell() == Cell::lstm;
+  const T *h0 = nullptr, *c0 = nullptr;
+  if (lstm) {
+    if (!PyTuple_Check(hx_o.ptr()) || PyTuple_GET_SIZE(hx_o.ptr()) != 2) return py::none();
+    h0 = exactly<T>(PyTuple_GET_ITEM(hx_o.ptr(), 0), B, H);
+    c0 = exactly<T>(PyTuple_GET_ITEM(hx_o.ptr(), 1), B, H);
+    if (!h0 || !c0) return py::none();
+  } else {
+    h0 = exactly<T>(hx_o, B, H);
+    if (!h0) return py::none();
+  }
+  auto h1 = empty<T>({B, H});
+  T* ph = h1.mutable_data();
+  if (!lstm) {
+    {
+      py::gil_scoped_release release;  // as in forward_t
+      pw.kernels<T>().step(pw.get<T>(), B, x, h0, nullptr, ph, nullptr);
+    }
+    return std::move(h1);
+  }
+  auto c1 = empty<T>({B, H});
+  T* pc = c1.mutable_data();
+  {
+    py::gil_scoped_release release;  // as in forward_t
+    pw.kernels<T>().step(pw.get<T>(), B, x, h0, c0, ph, pc);
+  }
+  return py::make_tuple(h1, c1);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -363,6 +416,14 @@ PYBIND11_MODULE(_core, m) {
         return w.is_f32() ? step_t<float>(w, x, h0, c0) : step_t<double>(w, x, h0, c0);
       },
       py::arg("weights"), py::arg("x"), py::arg("h0"), py::arg("c0") = py::none());
+
+  m.def(
+      "cell_call",
+      [](const PackedWeights& w, const py::handle& x, const py::handle& hx) {
+        return w.is_f32() ? cell_call_t<float>(w, x, hx) : cell_call_t<double>(w, x, hx);
+      },
+      py::arg("weights"), py::arg("x"), py::arg("hx"),
+      "A cell's inference step when x and hx need no conversion, else None.");
 
   m.def(
       "workspace_size",

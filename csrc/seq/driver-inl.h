@@ -43,9 +43,9 @@ struct StepShape {
         U(UV * Vec<T>::width) {}
 };
 
-// Threads worth using for `flops` of work split into `parts` independent pieces.
-inline int threads_for(double flops, int64_t parts) {
-  const double per_thread = 32768;  // below this a barrier costs more than it saves
+// Threads worth using for `flops` of work split into `parts` independent pieces, at
+// least `per_thread` FLOPs each (below about 32K a barrier costs more than it saves).
+inline int threads_for(double flops, int64_t parts, double per_thread = 32768) {
   int64_t n = static_cast<int64_t>(flops / per_thread);
   n = std::min<int64_t>(n, parts);
   n = std::min<int64_t>(n, get_num_threads());
@@ -196,7 +196,9 @@ void step_fused(const Weights<T>& w, int64_t B, const T* x, const T* h0, const T
   const int64_t I = w.I, H = w.H, GH = G * H;
   const T* bias = w.bias_x.data();
   const int64_t panels = (H + U - 1) / U;
-  parallel(threads_for(2.0 * B * GH * (I + H), panels), [&](ThreadCtx& ctx) {
+  // A lone step is a few microseconds: a second thread pays off only for a big one (the
+  // hand-over to a worker that another process has preempted can cost milliseconds).
+  parallel(threads_for(2.0 * B * GH * (I + H), panels, 1 << 19), [&](ThreadCtx& ctx) {
     int64_t p0, p1;
     split(panels, ctx.rank(), ctx.size(), p0, p1);
     for (int64_t p = p0; p < p1; ++p) {

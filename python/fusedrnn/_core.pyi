@@ -62,6 +62,9 @@ def step(
 ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """One inference step of a cell (weights packed with one_step=True): (h1, c1 or None)."""
 
+def cell_call(weights: Weights, x: object, hx: object) -> object:
+    """A cell's inference step when x and hx need no conversion, else None."""
+
 def workspace_size(cell: str, T: int, B: int, H: int) -> int: ...
 def cpu_info() -> dict: ...
 def set_num_threads(n: int) -> None: ...

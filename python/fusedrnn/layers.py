@@ -397,12 +397,6 @@ class RNN(_RNNBase):
 
 
 # -------------------------------------------------------------------------------- cells
-def _ready(a, shape, dtype):
-    """a is an ndarray the kernels take as is: this exact shape and dtype, C-contiguous."""
-    return (type(a) is np.ndarray and a.shape == shape and a.dtype == dtype
-            and a.flags.c_contiguous)
-
-
 class _CellBase(_Module):
     _one_step = True
 
@@ -413,18 +407,13 @@ class _CellBase(_Module):
     def __call__(self, x, hx=None):
         """One step (inference): returns h' or, for an LSTMCell, (h', c')."""
         # The per-step fast path: batched C-contiguous arrays of this dtype and shape go
-        # straight to the kernel.  Anything else takes the general path below, which
-        # converts what it may and words the errors.
-        packed = self._packed if self._packed is not None else self._weights()
-        if (type(x) is np.ndarray and x.ndim == 2 and x.dtype == self.dtype
-                and x.shape[1] == self.input_size and x.flags.c_contiguous and packed.one_step):
-            shape = (x.shape[0], self.hidden_size)
-            if self._is_lstm:
-                if type(hx) is tuple and len(hx) == 2 and _ready(hx[0], shape, self.dtype) \
-                        and _ready(hx[1], shape, self.dtype):
-                    return _core.step(packed, x, hx[0], hx[1])
-            elif _ready(hx, shape, self.dtype):
-                return _core.step(packed, x, hx)[0]
+        # straight to the kernel (_core.cell_call returns None for anything else, which
+        # then takes the general path: conversions and worded errors).
+        packed = self._packed
+        if packed is not None:
+            out = _core.cell_call(packed, x, hx)
+            if out is not None:
+                return out
         state, _ = self.forward(x, hx, train=False)
         return state
 
