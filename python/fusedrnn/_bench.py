@@ -722,7 +722,7 @@ def plot(results: list, path: str, title: str = "", scale: str = "log") -> None:
     labels = list(dict.fromkeys(f"{r['kind']} {r['row']}\n{r['mode'][:5]}" for r in results))
     width = 0.8 / max(1, len(peers))
     fig, axes = plt.subplots(len(counts), 1, squeeze=False,
-                             figsize=(max(7.0, 0.62 * len(labels) * max(1, len(peers)) / 2 + 2),
+                             figsize=(min(24.0, max(7.0, 0.5 * len(labels) + 2)),
                                       3.6 * len(counts)))
     colors = {"reference": "#999999", "torch": "#ee4c2c", "ort": "#2b6cb0"}
     for ax, n in zip(axes[:, 0], counts):
