@@ -1,19 +1,24 @@
 // float32 exp, sigmoid and tanh on whole vectors, written once over a small set of
 // primitive operations that each ISA supplies (an "Ops" class, below).  Accuracy: within
 // 4 ULP of the exact value over the whole float line, subnormal inputs and outputs
-// included (tests/test_simd_math.py measures well under 2), exact saturation, NaN in ->
-// NaN out, and no full-precision division: a reciprocal estimate and Newton steps.
+// included (tests/test_simd_math.py measures at most 1.7), exact saturation, NaN in ->
+// NaN out.  With a fused multiply-add (the SIMD ISAs), no full-precision division: a
+// reciprocal estimate, a Newton step and an FMA residual correction.
 //
 // Ops (all static; F: the float vector, I: the int32 vector of the same width):
+//   kDivide                     true: quotients by div (portable code, where the FMA
+//                               may not be fused); false: by rcp and FMA steps
 //   F set1(float)               I iset1(int32_t)
-//   F add(F, F), sub(F, F), mul(F, F)
-//   F fma(a, b, c)  = a * b + c, rounded once (a true fused multiply-add: the
-//   F fnma(a, b, c) = c - a * b, rounded once  error terms below rely on it)
+//   F add(F, F), sub(F, F), mul(F, F), and div(F, F) where kDivide
+//   F fma(a, b, c)  = a * b + c  rounded once where !kDivide (a true fused multiply-add:
+//   F fnma(a, b, c) = c - a * b  the residuals below rely on it); where kDivide these may
+//                                round twice (every use is accurate either way)
 //   F clamp(x, lo, hi)          min(max(x, lo), hi); a NaN in x comes out as NaN
 //   F abs(x), neg_abs(x) = -|x|, sign(x) = x & -0.0f, bor(a, b) = a | b (bits)
 //   F if_negative(x, a, b)      per lane: sign bit of x set ? a : b
 //   F if_less(x, y, a, b)       per lane: x < y ? a : b (false, so b, if either is NaN)
-//   F rcp(d)                    reciprocal estimate, |rel. error| <= 1.5 * 2^-12
+//   F rcp(d)                    where !kDivide: a reciprocal estimate, |rel. error| <=
+//                               1.5 * 2^-12
 //   I as_int(F), F as_float(I)  bit casts
 //   I iadd(I, I), isub(I, I), sra1(i) = i >> 1 (arithmetic), shl23(i) = i << 23
 //
@@ -60,7 +65,9 @@ constexpr float kTanhSmall = 0.625f;
 constexpr float kLog2e = 1.44269504088896341f;
 // ln 2 = kLn2Hi + kLn2Lo: kLn2Hi has 10 significant bits, so n * kLn2Hi is exact for
 // |n| < 2^14 and x - n * kLn2Hi is exact (with or without FMA); kLn2Lo =
-// float(ln 2 - kLn2Hi) (Cody and Waite).
+// float(ln 2 - kLn2Hi) (Cody and Waite).  (Without FMA, x * log2e is rounded before
+// the shift, so n can be off by one where x log2e is within an ULP of a half-integer:
+// |r| then exceeds ln(2)/2 by < 2^-17, inside the polynomial's fitted interval.)
 constexpr float kLn2Hi = 0.693359375f;
 constexpr float kLn2Lo = -2.12194440e-4f;
 // 1.5 * 2^23: adding it to |v| < 2^22 rounds v to the nearest integer, which then sits
@@ -101,20 +108,29 @@ inline typename O::F exp(typename O::F x) {
   return O::mul(O::mul(p, s1), s2);
 }
 
-// a / (d + d_lo) for d in [1, 2], |d_lo| <= ulp(d) / 2 and a in [0, 1]: the reciprocal
-// estimate, one Newton step (relative error ~2^-22 with rcp, ~2^-28 with rcp14), then
-// one correction of the quotient from its exact residual a - q0 d (FMA) and d_lo, which
-// leaves the quotient within little more than half an ULP (subnormal quotients too).
+// a / (d + d_lo) for d in [1, 2], |d_lo| <= ulp(d) / 2 and a in [0, 1].
 template <class O>
 inline typename O::F div_1_2(typename O::F a, typename O::F d, typename O::F d_lo) {
   using F = typename O::F;
   const F one = O::set1(1.0f);
-  F r = O::rcp(d);
-  r = O::fma(r, O::fnma(d, r, one), r);
-  const F q0 = O::mul(a, r);
-  F res = O::fnma(q0, d, a);
-  res = O::fnma(q0, d_lo, res);
-  return O::fma(res, r, q0);
+  if constexpr (O::kDivide) {
+    // a / d rounded once, less q d_lo / d: that term is below 2^-24 q, so 1/d to a few
+    // percent is plenty, (3 - d) / 2 on [1, 2] (within 12.5%: it adds < 2^-27 q).
+    const F q = O::div(a, d);
+    const F rough = O::mul(O::sub(O::set1(3.0f), d), O::set1(0.5f));
+    return O::sub(q, O::mul(q, O::mul(d_lo, rough)));
+  } else {
+    // The reciprocal estimate, one Newton step (relative error ~2^-22 with rcp, ~2^-28
+    // with rcp14), then one correction of the quotient from its exact residual a - q0 d
+    // (FMA) and d_lo, which leaves it within little more than half an ULP (subnormal
+    // quotients too).
+    F r = O::rcp(d);
+    r = O::fma(r, O::fnma(d, r, one), r);
+    const F q0 = O::mul(a, r);
+    F res = O::fnma(q0, d, a);
+    res = O::fnma(q0, d_lo, res);
+    return O::fma(res, r, q0);
+  }
 }
 
 // 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) for x < 0, with e = e^-|x| in (0, 1]:

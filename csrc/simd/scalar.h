@@ -1,5 +1,8 @@
-// One-element "vector" with the full Vec interface, in plain C++ (libm activations).
-// Every ISA uses it for tails; the generic ISA uses it as its Vec.
+// One-element "vector" with the full Vec interface, in plain C++.
+// Every ISA uses it for tails (Scalar<T>); the generic ISA also as its Vec<double> (and
+// as every Vec with compilers other than GCC and Clang).  Activations: libm, except
+// that each vector header specializes scalar_exp / scalar_sigmoid / scalar_tanh for
+// float to lane 0 of its Vec<float> math, so a tail gets the bits a vector lane would.
 //
 // Included by the per-ISA vector headers; FUSEDRNN_ISA (the ISA's namespace name) must
 // be defined first, so that every inline function here is private to its translation

@@ -27,6 +27,7 @@ constexpr __mmask8 kAllLanes8 = 0xFF;
 struct MathOps {
   using F = __m512;
   using I = __m512i;
+  static constexpr bool kDivide = false;  // rcp and FMA steps instead
   static F set1(float x) { return _mm512_set1_ps(x); }
   static I iset1(int32_t x) { return _mm512_set1_epi32(x); }
   static F add(F a, F b) { return _mm512_add_ps(a, b); }
