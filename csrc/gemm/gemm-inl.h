@@ -102,15 +102,27 @@ void gemm_part(int64_t m_begin, int64_t m_end, int64_t q_begin, int64_t q_end, c
                bool accumulate, const T* bias) {
   using V = Vec<T>;
   constexpr int W = V::width, NV = GemmShape<T>::NV, MR = GemmShape<T>::MR, NR = NV * W;
-  constexpr int64_t KC = 384;  // a KC x NR panel slice stays in L1
-  constexpr int64_t MC = 96;   // an MC x KC block of A stays in L2
+  constexpr int64_t KC = 1024 / sizeof(T);  // a KC x NR panel slice stays in L1
+  constexpr int64_t MC = 48;  // an MC x KC block of A, packed on the stack (48 KB)
   const int64_t K = B.K, N = B.N;
+  // A's block is copied into MR-row strips, k-major ([k][MR]), so that a tile's A
+  // elements sit side by side whatever A's strides (a row stride that is a multiple of
+  // 4 KB would otherwise alias in the cache).
+  alignas(64) T a_pack[MC * KC];
   for (int64_t k0 = 0; k0 < K || k0 == 0; k0 += KC) {
     const int64_t kc = std::min(KC, K - k0);
     const bool acc = accumulate || k0 > 0;
     const T* bias0 = (!acc && bias) ? bias : nullptr;
     for (int64_t m0 = m_begin; m0 < m_end; m0 += MC) {
       const int64_t mc = std::min(MC, m_end - m0);
+      for (int64_t i = 0; i < mc; i += MR) {
+        const int64_t rows = std::min<int64_t>(MR, mc - i);
+        T* dst = a_pack + i * kc;
+        const T* src = A + (m0 + i) * a_rs + k0 * a_cs;
+        for (int64_t k = 0; k < kc; ++k)
+          for (int64_t r = 0; r < MR; ++r)
+            dst[k * MR + r] = r < rows ? src[r * a_rs + k * a_cs] : T(0);
+      }
       for (int64_t q = q_begin; q < q_end; ++q) {
         const int64_t n0 = q * NR;
         const int n = static_cast<int>(std::min<int64_t>(NR, N - n0));
@@ -119,7 +131,7 @@ void gemm_part(int64_t m_begin, int64_t m_end, int64_t q_begin, int64_t q_end, c
           const int m = static_cast<int>(std::min<int64_t>(MR, m0 + mc - i));
           T* Ci = C + i * ldc + n0;
           tile_rows_dispatch<T, MR, NV>(
-              m, kc, A + i * a_rs + k0 * a_cs, a_rs, a_cs, Bp, [&](int r, const V* row) {
+              m, kc, a_pack + (i - m0) * kc, 1, MR, Bp, [&](int r, const V* row) {
                 T* c = Ci + r * ldc;
                 for (int v = 0; v < NV; ++v) {
                   const int lanes = std::min(W, n - v * W);
