@@ -112,3 +112,35 @@ def test_weights_keep_the_kernels_that_packed_them():
                 np.testing.assert_array_equal(y0, y1)
     finally:
         fusedrnn._core._use_isa(before)
+
+
+def test_only_isa_kernels_contain_vex_instructions():
+    """AVX code (VEX/EVEX-encoded instructions, mnemonics starting with 'v') appears only
+    in functions of the fusedrnn::avx2 / fusedrnn::avx512 namespaces, so a CPU without
+    AVX imports the module and runs the generic path.  (Catches ISA code that the linker
+    or a static initialiser would run for every CPU.)"""
+    import platform
+    import re
+    import shutil
+
+    if platform.system() != "Linux" or platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("the disassembly check is for x86-64 Linux builds")
+    objdump = shutil.which("objdump")
+    assert objdump, "objdump (binutils) is needed for this check"
+    out = subprocess.run([objdump, "-d", "-C", "--no-show-raw-insn", fusedrnn._core.__file__],
+                         capture_output=True, text=True, check=True).stdout
+    func, offenders, seen = None, {}, 0
+    header = re.compile(r"^[0-9a-f]+ <(.*)>:$")
+    insn = re.compile(r"^\s+[0-9a-f]+:\s+(v[a-z0-9]+)\b")
+    for line in out.splitlines():
+        m = header.match(line)
+        if m:
+            func = m.group(1)
+            continue
+        m = insn.match(line)
+        if m:
+            seen += 1
+            if "fusedrnn::avx2::" not in func and "fusedrnn::avx512::" not in func:
+                offenders.setdefault(func, m.group(1))
+    assert seen > 1000  # the SIMD kernels are there, and the parse found them
+    assert not offenders, list(offenders.items())[:10]

@@ -137,6 +137,10 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
 
   const int64_t panels = (H + U - 1) / U;
   const int nthreads = threads_for(2.0 * B * GH * H, panels);
+  // K slices of about 16 KB of the panel, when more than one row block reuses it.
+  const int64_t KCF = std::max<int64_t>(64, 16384 / (NR * static_cast<int64_t>(sizeof(T))));
+  const bool chunked = B > MR && H > KCF;
+  Buffer<T> partial(chunked ? nthreads * B * NR : 0);
   parallel(nthreads, [&](ThreadCtx& ctx) {
     int64_t p0, p1;
     split(panels, ctx.rank(), ctx.size(), p0, p1);
@@ -148,32 +152,57 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
       for (int64_t p = p0; p < p1; ++p) {
         const T* Bp = w.whh_t.data.data() + p * H * NR;
         const int64_t u0 = p * U;
-        for (int64_t m0 = 0; m0 < B; m0 += MR) {
-          const int m = static_cast<int>(std::min<int64_t>(MR, B - m0));
-          tile_rows_dispatch<T, MR, NV>(m, H, h_prev + m0 * H, H, 1, Bp, [&](int r,
-                                                                             const V* acc) {
-            const int64_t b = m0 + r;
-            T* gxb = gxt + b * (is_rnn(C) ? H : GH);
-            for (int uv = 0; uv < UV; ++uv) {
-              const int64_t u = u0 + uv * W;
-              const int n = static_cast<int>(std::min<int64_t>(W, H - u));
-              if (n <= 0) break;
-              if constexpr (C == Cell::lstm) {
-                T* c_prev = train ? c_buf + t * BH : c_buf;
-                T* c_out = train ? c_buf + (t + 1) * BH : c_buf;
-                lstm_fwd_tile<V>(acc, H, u, n, gxb, c_prev + b * H, c_out + b * H, yt + b * H,
-                                 h_save ? h_save + b * H : nullptr, train ? gxb : nullptr);
-              } else if constexpr (C == Cell::gru) {
-                gru_fwd_tile<V>(acc, H, u, n, gxb, w.bias_hn.data(), h_prev + b * H,
-                                yt + b * H, h_save ? h_save + b * H : nullptr,
-                                train ? gxb : nullptr, train ? ws_aux + t * BH + b * H : nullptr);
-              } else {
-                // gxb is h_save (training) or yt (inference): h overwrites its projection.
-                rnn_fwd_tile<C == Cell::rnn_relu, V>(acc[uv], u, n, gxb, gxb,
-                                                     train ? yt + b * H : nullptr);
-              }
+        auto epi = [&](int64_t b, const V* acc) {
+          T* gxb = gxt + b * (is_rnn(C) ? H : GH);
+          for (int uv = 0; uv < UV; ++uv) {
+            const int64_t u = u0 + uv * W;
+            const int n = static_cast<int>(std::min<int64_t>(W, H - u));
+            if (n <= 0) break;
+            if constexpr (C == Cell::lstm) {
+              T* c_prev = train ? c_buf + t * BH : c_buf;
+              T* c_out = train ? c_buf + (t + 1) * BH : c_buf;
+              lstm_fwd_tile<V>(acc, H, u, n, gxb, c_prev + b * H, c_out + b * H, yt + b * H,
+                               h_save ? h_save + b * H : nullptr, train ? gxb : nullptr);
+            } else if constexpr (C == Cell::gru) {
+              gru_fwd_tile<V>(acc, H, u, n, gxb, w.bias_hn.data(), h_prev + b * H, yt + b * H,
+                              h_save ? h_save + b * H : nullptr, train ? gxb : nullptr,
+                              train ? ws_aux + t * BH + b * H : nullptr);
+            } else {
+              // gxb is h_save (training) or yt (inference): h overwrites its projection.
+              rnn_fwd_tile<C == Cell::rnn_relu, V>(acc[uv], u, n, gxb, gxb,
+                                                   train ? yt + b * H : nullptr);
             }
-          });
+          }
+        };
+        if (!chunked) {
+          for (int64_t m0 = 0; m0 < B; m0 += MR)
+            tile_rows_dispatch<T, MR, NV>(
+                static_cast<int>(std::min<int64_t>(MR, B - m0)), H, h_prev + m0 * H, H, 1, Bp,
+                [&](int r, const V* acc) { epi(m0 + r, acc); });
+          continue;
+        }
+        // Several row blocks share this panel: walk K in slices that stay in L1 across
+        // the row blocks, keeping each block's partial sums in a small scratch (in L1
+        // too) between slices; the last slice finishes the cell in registers.
+        T* part = partial.data() + ctx.rank() * B * NR;
+        for (int64_t k0 = 0; k0 < H; k0 += KCF) {
+          const int64_t kc = std::min<int64_t>(KCF, H - k0);
+          const bool first = k0 == 0, last = k0 + kc == H;
+          for (int64_t m0 = 0; m0 < B; m0 += MR)
+            tile_rows_dispatch<T, MR, NV>(
+                static_cast<int>(std::min<int64_t>(MR, B - m0)), kc, h_prev + m0 * H + k0, H, 1,
+                Bp + k0 * NR, [&](int r, const V* acc_in) {
+                  const int64_t b = m0 + r;
+                  T* pb = part + b * NR;
+                  V acc[NV];
+                  for (int v = 0; v < NV; ++v)
+                    acc[v] = first ? acc_in[v] : acc_in[v] + V::load(pb + v * W);
+                  if (last) {
+                    epi(b, acc);
+                  } else {
+                    for (int v = 0; v < NV; ++v) acc[v].store(pb + v * W);
+                  }
+                });
         }
       }
       ctx.barrier();
@@ -501,7 +530,7 @@ void activation(int which, const T* x, T* y, int64_t n) {
 }
 
 template <class T>
-KernelTable<T> make_table() {
+constexpr KernelTable<T> make_table() {
   return KernelTable<T>{kIsaName,     &pack_weights<T>, &forward<T>,     &backward<T>,
                        &step<T>, &activation<T>,   &fma_peak_gflops};
 }

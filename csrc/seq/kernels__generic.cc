@@ -22,7 +22,9 @@ namespace generic {
 const char kIsaName[] = "generic";
 extern const KernelTable<float> table_f32;
 extern const KernelTable<double> table_f64;
-const KernelTable<float> table_f32 = make_table<float>();
-const KernelTable<double> table_f64 = make_table<double>();
+// constexpr: constant-initialised, so no start-up code of this ISA runs on import
+// (on a CPU without the ISA it would fault).
+constexpr KernelTable<float> table_f32 = make_table<float>();
+constexpr KernelTable<double> table_f64 = make_table<double>();
 }  // namespace generic
 }  // namespace fusedrnn
