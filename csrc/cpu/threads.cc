@@ -1,6 +1,7 @@
 #include "cpu/threads.h"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -41,12 +42,15 @@ int available_cpus() {
 namespace {
 std::atomic<int> g_num_threads{0};  // 0: not set yet, use available_cpus()
 
-// Spins before a worker sleeps between regions (a few milliseconds: back-to-back calls,
-// such as one cell step per Python call, find it awake), and before a waiter at a
-// barrier or at the end of a region starts yielding its CPU (tens of microseconds:
-// longer only wastes a core that an oversubscribed machine needs for the thread
-// being waited for).
-constexpr int kIdleSpins = 100000;
+// Between regions a worker spins briefly, then keeps polling with sched_yield (it gives
+// its CPU to any other thread that wants it, so it costs others almost nothing, but
+// the worker stays runnable) for kIdleYield, and only then sleeps.  A sleeping worker
+// can take milliseconds to wake on a virtual machine whose idle CPUs the host has
+// descheduled (7 ms measured on this project's CI machines), which would swamp any
+// region shorter than that.  A waiter at a barrier or at the end of a region spins
+// for kWaitSpins pauses, then yields.
+constexpr int kIdleSpins = 2000;
+constexpr auto kIdleYield = std::chrono::milliseconds(100);
 constexpr int kWaitSpins = 2000;
 
 // Waits until done() is true: spinning at first, then yielding the CPU.
@@ -137,6 +141,13 @@ class Team {
       uint64_t job;
       while ((job = job_.load(std::memory_order_acquire)) == seen && ++spins < kIdleSpins)
         FUSEDRNN_PAUSE();
+      if (job == seen) {
+        const auto until = std::chrono::steady_clock::now() + kIdleYield;
+        do {
+          std::this_thread::yield();
+          job = job_.load(std::memory_order_acquire);
+        } while (job == seen && ((++spins & 63) != 0 || std::chrono::steady_clock::now() < until));
+      }
       if (job == seen) {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [&] { return job_.load(std::memory_order_acquire) != seen; });

@@ -489,6 +489,10 @@ class Case:
         so = ort.SessionOptions()
         if threads is not None:
             so.intra_op_num_threads = threads
+        if threads is None or threads > 1:
+            # ORT's idle workers otherwise busy-wait between runs for longer than the
+            # benchmark's pause between peers, taking a core from whoever runs next.
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.log_severity_level = 3  # errors only
@@ -577,8 +581,15 @@ def measure(case: Case, *, min_runs=3, max_runs=50, budget_s=2.0, ref_limit_s=No
     than `ref_limit_s` seconds is not run again -- that first run is its only
     measurement.  Then timed rounds run until there are at least `min_runs` and either
     `budget_s` seconds have passed or there are `max_runs`.
+
+    With more than one thread the peers alternate in blocks: a 50 ms pause (the other
+    peers' thread pools stop spinning: torch's OpenMP and ONNX Runtime's pools busy-wait
+    after a call, and on a 2-core machine would take the cores from the peer being
+    timed), one untimed call (this peer's pool is awake: a sleeping worker can take
+    milliseconds to wake on a virtual machine), then three timed calls.
     """
     max_runs = max(max_runs, min_runs)
+    settle = fr.get_num_threads() > 1
     times = {p: [] for p in case.peers}
     inner, once, results = {}, set(), {}
     # The reference goes first: its result becomes the case's oracle (not run twice).
@@ -597,6 +608,11 @@ def measure(case: Case, *, min_runs=3, max_runs=50, budget_s=2.0, ref_limit_s=No
     start, rounds = time.perf_counter(), 0
     while rounds < max_runs and (rounds < min_runs or time.perf_counter() - start < budget_s):
         for peer in active:
+            if settle:
+                time.sleep(0.05)
+                time_call(case.peers[peer], inner[peer])
+                for _ in range(2):
+                    times[peer].append(time_call(case.peers[peer], inner[peer])[0])
             times[peer].append(time_call(case.peers[peer], inner[peer])[0])
         rounds += 1
     return Measurement(case, times, errors, once, vs_ours, thread_info())
