@@ -43,6 +43,13 @@ struct StepShape {
         U(UV * Vec<T>::width) {}
 };
 
+// Rows of the fused forward tile.  With 16 registers an LSTM tile (4 gate vectors per
+// row) takes 3 rows, its B vectors then read from L1 by the FMAs themselves: measured
+// 15% faster than 2 rows on Zen 3 (S2, S4).  Other shapes: as the GEMM's rule.
+constexpr int fused_tile_rows(int nv) {
+  return nv == 4 && kVecRegisters == 16 ? 3 : tile_rows(nv);
+}
+
 // Threads worth using for `flops` of work split into `parts` independent pieces, at
 // least `per_thread` FLOPs each (below about 32K a barrier costs more than it saves).
 inline int threads_for(double flops, int64_t parts, double per_thread = 32768) {
@@ -106,7 +113,7 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
   constexpr int W = V::width;
   constexpr int G = num_gates(C);
   constexpr int UV = is_rnn(C) ? 2 : 1;
-  constexpr int NV = G * UV, MR = (NV == 4 && kVecRegisters == 16) ? 2 : tile_rows(NV), U = UV * W, NR = NV * W;
+  constexpr int NV = G * UV, MR = fused_tile_rows(NV), U = UV * W, NR = NV * W;
   const int64_t T_ = d.T, B = d.B, H = d.H, GH = G * H, BH = B * H;
   const Workspace layout{C, d};
   const bool train = ws != nullptr;
