@@ -130,7 +130,10 @@ void gemm_part(int64_t m_begin, int64_t m_end, int64_t q_begin, int64_t q_end, c
         for (int64_t i = m0; i < m0 + mc; i += MR) {
           const int m = static_cast<int>(std::min<int64_t>(MR, m0 + mc - i));
           T* Ci = C + i * ldc + n0;
-          tile_rows_dispatch<T, MR, NV>(
+          // One accumulator set (the tile has enough rows for the FMA latency): a row's
+          // sum then does not depend on where the tiles start, so the product of any
+          // block of rows equals that part of the whole product, bit for bit.
+          tile_rows_dispatch<T, MR, NV, 1>(
               m, kc, a_pack + (i - m0) * kc, 1, MR, Bp, [&](int r, const V* row) {
                 T* c = Ci + r * ldc;
                 for (int v = 0; v < NV; ++v) {

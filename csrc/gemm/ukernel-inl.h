@@ -37,11 +37,13 @@ constexpr int tile_chains(int accumulators) {
                                                           : (kVecRegisters * 3 / 4) / accumulators;
 }
 
-template <class T, int M, int NV>
+// P: accumulator sets over k (0: tile_chains's choice for this M; a fixed P makes every
+// row's sum independent of how many rows share its tile).
+template <class T, int M, int NV, int P0 = 0>
 FUSEDRNN_INLINE void tile_product(int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
                                   const T* Bp, Vec<T> (&acc)[M][NV]) {
   using V = Vec<T>;
-  constexpr int W = V::width, NR = NV * W, P = tile_chains(M * NV);
+  constexpr int W = V::width, NR = NV * W, P = P0 > 0 ? P0 : tile_chains(M * NV);
   V s[P][M][NV];
   for (int p = 0; p < P; ++p)
     for (int m = 0; m < M; ++m)
@@ -75,34 +77,30 @@ FUSEDRNN_INLINE void tile_product(int64_t K, const T* A, int64_t a_rs, int64_t a
 
 // Runs tile_product for a tile of m rows (1 <= m <= MR, known only at run time) and
 // then epi(row, acc_row) for each row, where acc_row is an array of NV vectors.
-template <class T, int MR, int NV, class Epi>
-FUSEDRNN_INLINE void tile_rows_dispatch(int m, int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
-                                        const T* Bp, Epi&& epi);
-
-template <class T, int M, int NV, class Epi>
+template <class T, int M, int NV, int P0, class Epi>
 FUSEDRNN_INLINE void tile_run(int64_t K, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp,
                               Epi& epi) {
   Vec<T> acc[M][NV];
-  tile_product<T, M, NV>(K, A, a_rs, a_cs, Bp, acc);
+  tile_product<T, M, NV, P0>(K, A, a_rs, a_cs, Bp, acc);
   for (int r = 0; r < M; ++r) epi(r, acc[r]);
 }
 
-template <class T, int MR, int NV, int M, class Epi>
+template <class T, int MR, int NV, int P0, int M, class Epi>
 FUSEDRNN_INLINE void tile_rows_select(int m, int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
                                       const T* Bp, Epi& epi) {
   if constexpr (M > 1) {
     if (m < M) {
-      tile_rows_select<T, MR, NV, M - 1>(m, K, A, a_rs, a_cs, Bp, epi);
+      tile_rows_select<T, MR, NV, P0, M - 1>(m, K, A, a_rs, a_cs, Bp, epi);
       return;
     }
   }
-  tile_run<T, M, NV>(K, A, a_rs, a_cs, Bp, epi);
+  tile_run<T, M, NV, P0>(K, A, a_rs, a_cs, Bp, epi);
 }
 
-template <class T, int MR, int NV, class Epi>
+template <class T, int MR, int NV, int P0 = 0, class Epi>
 FUSEDRNN_INLINE void tile_rows_dispatch(int m, int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
                                         const T* Bp, Epi&& epi) {
-  tile_rows_select<T, MR, NV, MR>(m, K, A, a_rs, a_cs, Bp, epi);
+  tile_rows_select<T, MR, NV, P0, MR>(m, K, A, a_rs, a_cs, Bp, epi);
 }
 
 // Calls f(std::integral_constant<int, M>{}) with M = m, for 1 <= m <= MR: a run-time
