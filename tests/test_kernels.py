@@ -250,3 +250,12 @@ def test_results_bit_identical_across_thread_counts(cell):
             np.testing.assert_array_equal(out[k], results[0][0][k], err_msg=k)
         for k in g:
             np.testing.assert_array_equal(g[k], results[0][1][k], err_msg=k)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("cell,H", [("lstm", 128), ("lstm", 64), ("gru", 512), ("rnn_tanh", 512),
+                                    ("rnn_relu", 256)])
+def test_kernel_with_strip_packed_operands(cell, H, dtype):
+    """Sizes where the kernels copy the per-step A operands into MR-row strips (row
+    strides that are multiples of 2 KB), with a partial last strip (B = 5)."""
+    check_against_reference(cell, 3, 5, 7, H, True, dtype, seed=H)

@@ -43,6 +43,24 @@ struct StepShape {
         U(UV * Vec<T>::width) {}
 };
 
+// Copies the rows x cols matrix a (row-major) into MR-row strips: strip s holds rows
+// [s*MR, s*MR + MR) as [col][MR], rows past `rows` zero.
+template <class T, int MR>
+void pack_strips(int64_t rows, int64_t cols, const T* a, T* out) {
+  for (int64_t s = 0; s * MR < rows; ++s) {
+    T* o = out + s * cols * MR;
+    for (int r = 0; r < MR; ++r) {
+      const int64_t row = s * MR + r;
+      if (row < rows) {
+        const T* src = a + row * cols;
+        for (int64_t k = 0; k < cols; ++k) o[k * MR + r] = src[k];
+      } else {
+        for (int64_t k = 0; k < cols; ++k) o[k * MR + r] = T(0);
+      }
+    }
+  }
+}
+
 // Rows of the fused forward tile.  With 16 registers an LSTM tile (4 gate vectors per
 // row) takes 3 rows, its B vectors then read from L1 by the FMAs themselves: measured
 // 15% faster than 2 rows on Zen 3 (S2, S4).  Other shapes: as the GEMM's rule.
@@ -155,9 +173,16 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
   const int64_t KCF = std::max<int64_t>(64, 16384 / (NR * static_cast<int64_t>(sizeof(T))));
   const bool chunked = B > MR && H > KCF;
   Buffer<T> partial(chunked ? nthreads * B * NR : 0);
+  // Each thread copies h_{t-1} into MR-row strips ([k][MR]) at every step, so that a
+  // tile reads its A elements side by side (rows H floats apart, a multiple of 4 KB
+  // for the large H, would alias in the cache).
+  const int64_t strips = (B + MR - 1) / MR;
+  const bool pack_h = B > 1;
+  Buffer<T> h_strips(pack_h ? nthreads * strips * MR * H : 0);
   parallel(nthreads, [&](ThreadCtx& ctx) {
     int64_t p0, p1;
     split(panels, ctx.rank(), ctx.size(), p0, p1);
+    T* hs = pack_h ? h_strips.data() + ctx.rank() * strips * MR * H : nullptr;
     for (int64_t t = 0; t < T_; ++t) {
       if (blocked && t % Tc == 0) {
         gemm<T>(ctx, std::min(Tc, T_ - t) * B, x + t * B * d.I, d.I, 1, w.wih_t, gx, GH, false,
@@ -168,6 +193,12 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
       T* yt = y + t * BH;
       T* h_save = train ? ws_h + (t + 1) * BH : nullptr;
       T* gxt = gx + (blocked ? t % Tc : t) * B * GH;
+      if (pack_h && p0 < p1) pack_strips<T, MR>(B, H, h_prev, hs);
+      // A of the tile whose first row is m0, from column k0.
+      auto a_of = [&](int64_t m0, int64_t k0) {
+        return pack_h ? hs + (m0 / MR) * H * MR + k0 * MR : h_prev + m0 * H + k0;
+      };
+      const int64_t a_rs = pack_h ? 1 : H, a_cs = pack_h ? MR : 1;
       for (int64_t p = p0; p < p1; ++p) {
         const T* Bp = w.whh_t.data.data() + p * H * NR;
         const int64_t u0 = p * U;
@@ -196,7 +227,7 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
         if (!chunked) {
           for (int64_t m0 = 0; m0 < B; m0 += MR)
             tile_rows_dispatch<T, MR, NV>(
-                static_cast<int>(std::min<int64_t>(MR, B - m0)), H, h_prev + m0 * H, H, 1, Bp,
+                static_cast<int>(std::min<int64_t>(MR, B - m0)), H, a_of(m0, 0), a_rs, a_cs, Bp,
                 [&](int r, const V* acc) { epi(m0 + r, acc); });
           continue;
         }
@@ -209,7 +240,7 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
           const bool first = k0 == 0, last = k0 + kc == H;
           for (int64_t m0 = 0; m0 < B; m0 += MR)
             tile_rows_dispatch<T, MR, NV>(
-                static_cast<int>(std::min<int64_t>(MR, B - m0)), kc, h_prev + m0 * H + k0, H, 1,
+                static_cast<int>(std::min<int64_t>(MR, B - m0)), kc, a_of(m0, k0), a_rs, a_cs,
                 Bp + k0 * NR, [&](int r, const V* acc_in) {
                   const int64_t b = m0 + r;
                   T* pb = part + b * NR;
@@ -369,13 +400,21 @@ void backward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* ws,
   }
 
   const int64_t panels = (H + NR - 1) / NR;
-  parallel(threads_for(2.0 * B * GH * H, panels), [&](ThreadCtx& ctx) {
+  const int nthreads = threads_for(2.0 * B * GH * H, panels);
+  // As in forward_fused, A (dgh_{t+1}, rows G*H apart) is copied into MR-row strips
+  // when its rows would alias in the cache (a row stride that is a multiple of 2 KB).
+  const int64_t strips = (B + MR - 1) / MR;
+  const bool pack_a = B > 1 && (GH * static_cast<int64_t>(sizeof(T))) % 2048 == 0;
+  Buffer<T> a_strips(pack_a ? nthreads * strips * MR * GH : 0);
+  parallel(nthreads, [&](ThreadCtx& ctx) {
     int64_t q0, q1;
     split(panels, ctx.rank(), ctx.size(), q0, q1);
+    T* as = pack_a ? a_strips.data() + ctx.rank() * strips * MR * GH : nullptr;
     // Step t's tiles: dh_t = dy_t + direct + dgh_{t+1} W_hh, then the cell backward.
     // t = -1 is the last product alone: dh0.
     for (int64_t t = T_ - 1; t >= -1; --t) {
       const T* A = t == T_ - 1 ? nullptr : dgh + (t + 1) * B * GH;
+      if (A && pack_a && q0 < q1) pack_strips<T, MR>(B, GH, A, as);
       const bool add_direct = t == T_ - 1 || C == Cell::gru;
       for (int64_t q = q0; q < q1; ++q) {
         const T* Bp = w.whh.data.data() + q * GH * NR;
@@ -411,7 +450,10 @@ void backward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* ws,
             }
           };
           if (A) {
-            tile_rows_dispatch<T, MR, NV>(m, GH, A + m0 * GH, GH, 1, Bp, epi);
+            if (pack_a)
+              tile_rows_dispatch<T, MR, NV>(m, GH, as + (m0 / MR) * GH * MR, 1, MR, Bp, epi);
+            else
+              tile_rows_dispatch<T, MR, NV>(m, GH, A + m0 * GH, GH, 1, Bp, epi);
           } else {
             V zero[NV];
             for (int v = 0; v < NV; ++v) zero[v] = V::zero();
