@@ -31,17 +31,9 @@ namespace FUSEDRNN_ISA {
 
 extern const char kIsaName[];
 
-// Register tile of the fused recurrent step: UV unit-vectors of each of the G gates.
-template <class T>
-struct StepShape {
-  int G, UV, NV, MR, U;  // U: hidden units per tile
-  explicit StepShape(Cell c)
-      : G(num_gates(c)),
-        UV(is_rnn(c) ? 2 : 1),
-        NV(G * UV),
-        MR(NV == 4 ? tile_rows(4) : NV == 3 ? tile_rows(3) : tile_rows(2)),
-        U(UV * Vec<T>::width) {}
-};
+// The fused recurrent tiles hold unit_vectors(c) vectors of hidden units of each of
+// the cell's G gates (an RNN has one gate, so two vectors of units keep the tile wide).
+constexpr int unit_vectors(Cell c) { return is_rnn(c) ? 2 : 1; }
 
 // Copies the rows x cols matrix a (row-major) into MR-row strips: strip s holds rows
 // [s*MR, s*MR + MR) as [col][MR], rows past `rows` zero.
@@ -96,9 +88,8 @@ void pack_weights(Weights<T>& w, Cell cell, int64_t I, int64_t H, const T* w_ih,
     pack_b(w.whh, 2 * H, H, w_hh, H, 1);
     pack_b(w.whn, H, H, w_hh + 2 * H * H, H, 1);
   } else {
-    const StepShape<T> s(cell);
-    pack_units(w.whh_t, s.G, s.UV, H, H, w_hh);
-    if (one_step) pack_units(w.wih_u, s.G, s.UV, H, I, w_ih);
+    pack_units(w.whh_t, static_cast<int>(G), unit_vectors(cell), H, H, w_hh);
+    if (one_step) pack_units(w.wih_u, static_cast<int>(G), unit_vectors(cell), H, I, w_ih);
     pack_b(w.whh, GH, H, w_hh, H, 1);
   }
   w.bias_x.reset(GH);
@@ -130,7 +121,7 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
   using V = Vec<T>;
   constexpr int W = V::width;
   constexpr int G = num_gates(C);
-  constexpr int UV = is_rnn(C) ? 2 : 1;
+  constexpr int UV = unit_vectors(C);
   constexpr int NV = G * UV, MR = fused_tile_rows(NV), U = UV * W, NR = NV * W;
   const int64_t T_ = d.T, B = d.B, H = d.H, GH = G * H, BH = B * H;
   const Workspace layout{C, d};
@@ -270,7 +261,7 @@ void step_fused(const Weights<T>& w, int64_t B, const T* x, const T* h0, const T
   using V = Vec<T>;
   constexpr int W = V::width;
   constexpr int G = num_gates(C);
-  constexpr int UV = is_rnn(C) ? 2 : 1;
+  constexpr int UV = unit_vectors(C);
   constexpr int NV = G * UV, MR = tile_rows(2 * NV), U = UV * W, NR = NV * W;
   const int64_t I = w.I, H = w.H, GH = G * H;
   const T* bias = w.bias_x.data();
