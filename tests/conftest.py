@@ -18,15 +18,20 @@ import pytest
 REQUIRE_TORCH_ENV = "FUSEDRNN_REQUIRE_TORCH"
 
 
+def _missing(msg, pronoun):
+    """Skip the test, or fail it when FUSEDRNN_REQUIRE_TORCH=1 (CI) requires what's missing."""
+    if os.environ.get(REQUIRE_TORCH_ENV, "") == "1":
+        pytest.fail(f"{msg}, and {REQUIRE_TORCH_ENV}=1 requires {pronoun}", pytrace=False)
+    pytest.skip(msg)
+
+
 def import_torch():
     """Import and return torch, or skip (fail under FUSEDRNN_REQUIRE_TORCH=1)."""
     try:
         import torch  # noqa: PLC0415 - lazy on purpose
     except ImportError as e:
-        msg = f"PyTorch is not importable ({e}); the torch parity tests need torch==2.13.0 (CPU)"
-        if os.environ.get(REQUIRE_TORCH_ENV, "") == "1":
-            pytest.fail(f"{msg}, and {REQUIRE_TORCH_ENV}=1 requires it", pytrace=False)
-        pytest.skip(msg)
+        _missing(f"PyTorch is not importable ({e}); the torch parity tests need torch==2.13.0 "
+                 "(CPU)", "it")
     return torch
 
 
@@ -41,11 +46,8 @@ def import_onnxruntime():
         import onnx  # noqa: F401, PLC0415 - lazy on purpose
         import onnxruntime  # noqa: PLC0415
     except ImportError as e:
-        msg = (f"ONNX Runtime is not importable ({e}); the benchmark's ORT peer needs onnx "
-               "and onnxruntime (the test extra installs them)")
-        if os.environ.get(REQUIRE_TORCH_ENV, "") == "1":
-            pytest.fail(f"{msg}, and {REQUIRE_TORCH_ENV}=1 requires them", pytrace=False)
-        pytest.skip(msg)
+        _missing(f"ONNX Runtime is not importable ({e}); the benchmark's ORT peer needs onnx "
+                 "and onnxruntime (the test extra installs them)", "them")
     return onnxruntime
 
 

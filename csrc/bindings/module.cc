@@ -190,6 +190,38 @@ Dims dims_of(const PackedWeights& w, const py::array& x) {
   return d;
 }
 
+// c0 checked as (B, H) for an LSTM (required), or absent for the other cells.
+template <class T>
+const T* cell_state(const py::object& c0_o, bool lstm, int64_t B, int64_t H) {
+  if (lstm) {
+    if (c0_o.is_none()) throw std::invalid_argument("c0: required for an LSTM");
+    return checked<T>(py::cast<py::array>(c0_o), "c0", {B, H});
+  }
+  if (!c0_o.is_none()) throw std::invalid_argument("c0: only an LSTM has a cell state");
+  return nullptr;
+}
+
+// One inference step on checked arguments: (h1, c1), c1 None unless LSTM (c0 given).
+template <class T>
+py::tuple run_step(const PackedWeights& pw, int64_t B, const T* x, const T* h0, const T* c0) {
+  const int64_t H = pw.hidden_size();
+  auto h1 = empty<T>({B, H});
+  T* ph = h1.mutable_data();
+  py::object c1 = py::none();
+  T* pc = nullptr;
+  if (c0) {
+    auto c = empty<T>({B, H});
+    pc = c.mutable_data();
+    c1 = c;
+  }
+  {
+    // Safe without the GIL: as in forward_t.
+    py::gil_scoped_release release;
+    pw.kernels<T>().step(pw.get<T>(), B, x, h0, c0, ph, pc);
+  }
+  return py::make_tuple(h1, c1);
+}
+
 template <class T>
 py::tuple forward_t(const PackedWeights& pw, const py::array& x_a, const py::array& h0_a,
                     const py::object& c0_o, bool train) {
@@ -197,13 +229,7 @@ py::tuple forward_t(const PackedWeights& pw, const py::array& x_a, const py::arr
   const bool lstm = pw.cell() == Cell::lstm;
   const T* x = checked<T>(x_a, "x", {d.T, d.B, d.I});
   const T* h0 = checked<T>(h0_a, "h0", {d.B, d.H});
-  const T* c0 = nullptr;
-  if (lstm) {
-    if (c0_o.is_none()) throw std::invalid_argument("c0: required for an LSTM");
-    c0 = checked<T>(py::cast<py::array>(c0_o), "c0", {d.B, d.H});
-  } else if (!c0_o.is_none()) {
-    throw std::invalid_argument("c0: only an LSTM has a cell state");
-  }
+  const T* c0 = cell_state<T>(c0_o, lstm, d.B, d.H);
   auto y = empty<T>({d.T, d.B, d.H});
   auto h_n = empty<T>({d.B, d.H});
   py::object c_n = py::none();
@@ -290,29 +316,8 @@ py::tuple step_t(const PackedWeights& pw, const py::array& x_a, const py::array&
   const T* x = checked<T>(x_a, "x", {B, I});
   const T* h0 = checked<T>(h0_a, "h0", {B, H});
   const bool lstm = pw.cell() == Cell::lstm;
-  const T* c0 = nullptr;
-  if (lstm) {
-    if (c0_o.is_none()) throw std::invalid_argument("c0: required for an LSTM");
-    c0 = checked<T>(py::cast<py::array>(c0_o), "c0", {B, H});
-  } else if (!c0_o.is_none()) {
-    throw std::invalid_argument("c0: only an LSTM has a cell state");
-  }
-  auto h1 = empty<T>({B, H});
-  T* ph = h1.mutable_data();
-  if (!lstm) {
-    {
-      py::gil_scoped_release release;  // as in forward_t
-      pw.kernels<T>().step(pw.get<T>(), B, x, h0, nullptr, ph, nullptr);
-    }
-    return py::make_tuple(h1, py::none());
-  }
-  auto c1 = empty<T>({B, H});
-  T* pc = c1.mutable_data();
-  {
-    py::gil_scoped_release release;  // as in forward_t
-    pw.kernels<T>().step(pw.get<T>(), B, x, h0, c0, ph, pc);
-  }
-  return py::make_tuple(h1, c1);
+  const T* c0 = cell_state<T>(c0_o, lstm, B, H);
+  return run_step<T>(pw, B, x, h0, c0);
 }
 
 // The array as T* if it is an ndarray of dtype T, C-contiguous, of exactly this shape;
@@ -350,22 +355,8 @@ py::object cell_call_t(const PackedWeights& pw, const py::handle& x_o, const py:
     h0 = exactly<T>(hx_o, B, H);
     if (!h0) return py::none();
   }
-  auto h1 = empty<T>({B, H});
-  T* ph = h1.mutable_data();
-  if (!lstm) {
-    {
-      py::gil_scoped_release release;  // as in forward_t
-      pw.kernels<T>().step(pw.get<T>(), B, x, h0, nullptr, ph, nullptr);
-    }
-    return std::move(h1);
-  }
-  auto c1 = empty<T>({B, H});
-  T* pc = c1.mutable_data();
-  {
-    py::gil_scoped_release release;  // as in forward_t
-    pw.kernels<T>().step(pw.get<T>(), B, x, h0, c0, ph, pc);
-  }
-  return py::make_tuple(h1, c1);
+  py::tuple state = run_step<T>(pw, B, x, h0, c0);
+  return lstm ? py::object(state) : py::object(state[0]);
 }
 
 }  // namespace

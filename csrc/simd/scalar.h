@@ -37,6 +37,16 @@ inline T scalar_tanh(T x) {
   return std::tanh(x);
 }
 
+// f applied to each lane of the vector a, through a stack array (the float64 vectors'
+// activations: libm, exact to the tolerance float64 promises).
+template <class V, class T>
+inline V lanewise(V a, T (*f)(T)) {
+  alignas(64) T t[V::width];
+  a.store(t);
+  for (T& x : t) x = f(x);
+  return V::load(t);
+}
+
 template <class T>
 struct ScalarVec {
   using scalar = T;

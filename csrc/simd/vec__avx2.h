@@ -96,17 +96,10 @@ struct Vec<double> {
     return {_mm256_and_pd(_mm256_cmp_pd(h.v, _mm256_setzero_pd(), _CMP_GT_OQ), x.v)};
   }
   // float64 activations: lane-wise libm (exact to the tolerance float64 promises).
-  friend Vec sigmoid(Vec a) { return lanewise(a, &scalar_sigmoid<double>); }
-  friend Vec tanh(Vec a) { return lanewise(a, &scalar_tanh<double>); }
-  friend Vec exp(Vec a) { return lanewise(a, &scalar_exp<double>); }
+  friend Vec sigmoid(Vec a) { return lanewise<Vec>(a, &scalar_sigmoid<double>); }
+  friend Vec tanh(Vec a) { return lanewise<Vec>(a, &scalar_tanh<double>); }
+  friend Vec exp(Vec a) { return lanewise<Vec>(a, &scalar_exp<double>); }
 
- private:
-  static Vec lanewise(Vec a, double (*f)(double)) {
-    alignas(32) double t[width];
-    a.store(t);
-    for (double& x : t) x = f(x);
-    return load(t);
-  }
 };
 
 // The scalar (tail) float activations are lane 0 of the vector ones, so that a value
