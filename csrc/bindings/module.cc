@@ -431,7 +431,6 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", &fusedrnn::set_num_threads, py::arg("n"),
         "Threads the kernels use (default: the CPUs this process may run on).");
   m.def("get_num_threads", &fusedrnn::get_num_threads);
-  m.def("available_cpus", &fusedrnn::available_cpus);
   m.def("_use_isa", &fusedrnn::use_isa, py::arg("isa"),
         "Tests only: switch the kernels that newly packed weights use.");
   m.def(
