@@ -485,7 +485,7 @@ def test_core_happy_path_matches_reference(cell, dtype):
     assert ws2 is None
     np.testing.assert_array_equal(y, y2)
     out = _core.backward(pw, x, ws, np.ones_like(y))
-    assert len(out) == 7 and out[0].shape == x.shape
+    assert len(out) == 8 and out[0].shape == x.shape and out[7] is None
 
 
 @core_dtype_param

@@ -90,7 +90,8 @@ const fusedrnn::KernelTable<double>& table<double>() {
 class PackedWeights {
  public:
   PackedWeights(const std::string& cell_name, const py::array& w_ih, const py::array& w_hh,
-                const py::object& b_ih, const py::object& b_hh, bool one_step)
+                const py::object& b_ih, const py::object& b_hh, bool one_step,
+                const py::object& w_hr)
       : cell_(fusedrnn::cell_from_name(cell_name)), one_step_(one_step) {
     if (w_ih.ndim() != 2)
       throw std::invalid_argument("weight_ih: expected 2 dimensions, got " + shape_str(w_ih));
@@ -103,10 +104,22 @@ class PackedWeights {
     if (I_ <= 0) throw std::invalid_argument("weight_ih: expected at least one column");
     if (b_ih.is_none() != b_hh.is_none())
       throw std::invalid_argument("bias_ih, bias_hh: give both or neither");
+    if (!w_hr.is_none()) {
+      if (cell_ != Cell::lstm)
+        throw std::invalid_argument("weight_hr: only an LSTM has a projection");
+      if (one_step)
+        throw std::invalid_argument("weight_hr: a projection is not packed for one step");
+      const py::array a = py::cast<py::array>(w_hr);
+      if (a.ndim() != 2 || a.shape(1) != H_ || a.shape(0) < 1 || a.shape(0) >= H_)
+        throw std::invalid_argument("weight_hr: expected shape (P, " + std::to_string(H_) +
+                                    ") with 1 <= P < " + std::to_string(H_) + ", got " +
+                                    shape_str(a));
+      P_ = a.shape(0);
+    }
     if (py::isinstance<py::array_t<float>>(w_ih))
-      f32_ = pack<float>(w_ih, w_hh, b_ih, b_hh);
+      f32_ = pack<float>(w_ih, w_hh, b_ih, b_hh, w_hr);
     else if (py::isinstance<py::array_t<double>>(w_ih))
-      f64_ = pack<double>(w_ih, w_hh, b_ih, b_hh);
+      f64_ = pack<double>(w_ih, w_hh, b_ih, b_hh, w_hr);
     else
       throw py::type_error("weight_ih: expected dtype float32 or float64, got " +
                            std::string(py::str(w_ih.dtype())));
@@ -115,6 +128,8 @@ class PackedWeights {
   Cell cell() const { return cell_; }
   int64_t input_size() const { return I_; }
   int64_t hidden_size() const { return H_; }
+  int64_t proj_size() const { return P_; }
+  int64_t state_size() const { return P_ ? P_ : H_; }  // width of h
   bool is_f32() const { return static_cast<bool>(f32_); }
   py::dtype dtype() const { return f32_ ? py::dtype::of<float>() : py::dtype::of<double>(); }
   std::string isa() const { return f32_ ? f32_->isa : f64_->isa; }
@@ -129,18 +144,20 @@ class PackedWeights {
  private:
   template <class T>
   std::unique_ptr<fusedrnn::Weights<T>> pack(const py::array& w_ih, const py::array& w_hh,
-                                             const py::object& b_ih, const py::object& b_hh) {
+                                             const py::object& b_ih, const py::object& b_hh,
+                                             const py::object& w_hr) {
     const int64_t GH = fusedrnn::num_gates(cell_) * H_;
     const T* pih = checked<T>(w_ih, "weight_ih", {GH, I_});
-    const T* phh = checked<T>(w_hh, "weight_hh", {GH, H_});
+    const T* phh = checked<T>(w_hh, "weight_hh", {GH, state_size()});
     const T* pbi = optional<T>(b_ih, "bias_ih", {GH});
     const T* pbh = optional<T>(b_hh, "bias_hh", {GH});
+    const T* phr = P_ ? optional<T>(w_hr, "weight_hr", {P_, H_}) : nullptr;
     auto w = std::make_unique<fusedrnn::Weights<T>>();
     set_kernels(&table<T>());
     // Safe without the GIL: reads arrays kept alive by the caller's references and
     // writes only the new object, which no other thread can see yet.
     py::gil_scoped_release release;
-    table<T>().pack_weights(*w, cell_, I_, H_, pih, phh, pbi, pbh, one_step_);
+    table<T>().pack_weights(*w, cell_, I_, H_, P_, pih, phh, pbi, pbh, phr, one_step_);
     return w;
   }
 
@@ -149,7 +166,7 @@ class PackedWeights {
 
   Cell cell_;
   bool one_step_ = false;
-  int64_t I_ = 0, H_ = 0;
+  int64_t I_ = 0, H_ = 0, P_ = 0;
   const fusedrnn::KernelTable<float>* k32_ = nullptr;
   const fusedrnn::KernelTable<double>* k64_ = nullptr;
   std::unique_ptr<fusedrnn::Weights<float>> f32_;
@@ -173,21 +190,82 @@ const fusedrnn::KernelTable<double>& PackedWeights::kernels<double>() const {
   return *k64_;
 }
 
-Dims dims_of(const PackedWeights& w, const py::array& x) {
-  if (x.ndim() != 3)
-    throw std::invalid_argument("x: expected 3 dimensions (T, B, I), got " + shape_str(x));
+// Rows per step (see fusedrnn/dims.h): bs[0..T] and off[0..T], owned here.
+struct Rows {
+  std::vector<int64_t> bs, off;
+};
+
+// The sizes of a sequence call.  Without batch_sizes x is (T, B, I) and every step has
+// B rows; with them (int64 (T,), non-increasing, each >= 1: the rows of each step of a
+// batch sorted by length, longest first) x is (N, I) with N = their sum, packed by step.
+// The kernels index memory by these numbers, so every one is checked here.
+Dims dims_of(const PackedWeights& w, const py::array& x, const py::object& batch_sizes,
+             Rows& rows) {
   Dims d;
-  d.T = x.shape(0);
-  d.B = x.shape(1);
-  d.I = x.shape(2);
   d.H = w.hidden_size();
-  if (d.T < 1 || d.B < 1)
-    throw std::invalid_argument("x: expected at least one step and one batch row, got " +
-                                shape_str(x));
+  d.P = w.proj_size();
+  if (batch_sizes.is_none()) {
+    if (x.ndim() != 3)
+      throw std::invalid_argument("x: expected 3 dimensions (T, B, I), got " + shape_str(x));
+    d.T = x.shape(0);
+    d.B = x.shape(1);
+    d.I = x.shape(2);
+    if (d.T < 1 || d.B < 1)
+      throw std::invalid_argument("x: expected at least one step and one batch row, got " +
+                                  shape_str(x));
+    rows.bs.assign(d.T + 1, d.B);
+  } else {
+    const py::array bs_a = py::cast<py::array>(batch_sizes);
+    if (!py::isinstance<py::array_t<int64_t>>(bs_a) || bs_a.ndim() != 1 || bs_a.shape(0) < 1 ||
+        !(bs_a.flags() & py::array::c_style))
+      throw std::invalid_argument(
+          "batch_sizes: expected a C-contiguous int64 array of shape (T,), T >= 1");
+    if (x.ndim() != 2)
+      throw std::invalid_argument("x: expected 2 dimensions (N, I) with batch_sizes, got " +
+                                  shape_str(x));
+    d.T = bs_a.shape(0);
+    d.I = x.shape(1);
+    const int64_t* p = static_cast<const int64_t*>(bs_a.data());
+    rows.bs.assign(p, p + d.T);
+    rows.bs.push_back(0);
+    d.B = rows.bs[0];
+    int64_t sum = 0;
+    for (int64_t t = 0; t < d.T; ++t) {
+      if (rows.bs[t] < 1 || (t > 0 && rows.bs[t] > rows.bs[t - 1]))
+        throw std::invalid_argument(
+            "batch_sizes: expected non-increasing values >= 1 (rows of each step, longest "
+            "sequence first)");
+      sum += rows.bs[t];
+    }
+    if (sum != x.shape(0))
+      throw std::invalid_argument("x: expected " + std::to_string(sum) +
+                                  " rows (the sum of batch_sizes), got " + shape_str(x));
+  }
+  rows.bs[d.T] = 0;
+  rows.off.assign(d.T + 1, 0);
+  for (int64_t t = 0; t < d.T; ++t) rows.off[t + 1] = rows.off[t] + rows.bs[t];
+  d.N = rows.off[d.T];
+  d.bs = rows.bs.data();
+  d.off = rows.off.data();
   if (d.I != w.input_size())
     throw std::invalid_argument("x: expected " + std::to_string(w.input_size()) +
                                 " input features, got " + shape_str(x));
   return d;
+}
+
+// The shape of a per-row array (x, y, dy, dx) with `cols` columns: (T, B, cols), or
+// (N, cols) packed.
+std::vector<py::ssize_t> rows_shape(const Dims& d, bool packed, int64_t cols) {
+  if (packed) return {static_cast<py::ssize_t>(d.N), static_cast<py::ssize_t>(cols)};
+  return {static_cast<py::ssize_t>(d.T), static_cast<py::ssize_t>(d.B),
+          static_cast<py::ssize_t>(cols)};
+}
+
+// checked<T> with a run-time shape.
+template <class T>
+const T* checked_rows(const py::array& a, const char* name, const Dims& d, bool packed,
+                      int64_t cols) {
+  return packed ? checked<T>(a, name, {d.N, cols}) : checked<T>(a, name, {d.T, d.B, cols});
 }
 
 // c0 checked as (B, H) for an LSTM (required), or absent for the other cells.
@@ -224,14 +302,16 @@ py::tuple run_step(const PackedWeights& pw, int64_t B, const T* x, const T* h0, 
 
 template <class T>
 py::tuple forward_t(const PackedWeights& pw, const py::array& x_a, const py::array& h0_a,
-                    const py::object& c0_o, bool train) {
-  const Dims d = dims_of(pw, x_a);
-  const bool lstm = pw.cell() == Cell::lstm;
-  const T* x = checked<T>(x_a, "x", {d.T, d.B, d.I});
-  const T* h0 = checked<T>(h0_a, "h0", {d.B, d.H});
+                    const py::object& c0_o, bool train, const py::object& batch_sizes) {
+  Rows rows;
+  const Dims d = dims_of(pw, x_a, batch_sizes, rows);
+  const bool packed = !batch_sizes.is_none(), lstm = pw.cell() == Cell::lstm;
+  const int64_t Hr = pw.state_size();
+  const T* x = checked_rows<T>(x_a, "x", d, packed, d.I);
+  const T* h0 = checked<T>(h0_a, "h0", {d.B, Hr});
   const T* c0 = cell_state<T>(c0_o, lstm, d.B, d.H);
-  auto y = empty<T>({d.T, d.B, d.H});
-  auto h_n = empty<T>({d.B, d.H});
+  py::array_t<T> y(rows_shape(d, packed, Hr));
+  auto h_n = empty<T>({d.B, Hr});
   py::object c_n = py::none();
   T* pc_n = nullptr;
   if (lstm) {
@@ -259,23 +339,25 @@ py::tuple forward_t(const PackedWeights& pw, const py::array& x_a, const py::arr
 
 template <class T>
 py::tuple backward_t(const PackedWeights& pw, const py::array& x_a, const py::array& ws_a,
-                     const py::array& dy_a, const py::object& dh_o, const py::object& dc_o) {
-  const Dims d = dims_of(pw, x_a);
-  const bool lstm = pw.cell() == Cell::lstm;
-  const int64_t GH = fusedrnn::num_gates(pw.cell()) * d.H;
-  const T* x = checked<T>(x_a, "x", {d.T, d.B, d.I});
+                     const py::array& dy_a, const py::object& dh_o, const py::object& dc_o,
+                     const py::object& batch_sizes) {
+  Rows rows;
+  const Dims d = dims_of(pw, x_a, batch_sizes, rows);
+  const bool packed = !batch_sizes.is_none(), lstm = pw.cell() == Cell::lstm;
+  const int64_t GH = fusedrnn::num_gates(pw.cell()) * d.H, Hr = pw.state_size();
+  const T* x = checked_rows<T>(x_a, "x", d, packed, d.I);
   const T* ws = checked<T>(ws_a, "workspace", {fusedrnn::Workspace{pw.cell(), d}.size()});
-  const T* dy = checked<T>(dy_a, "dy", {d.T, d.B, d.H});
-  const T* dh_n = optional<T>(dh_o, "dh_n", {d.B, d.H});
+  const T* dy = checked_rows<T>(dy_a, "dy", d, packed, Hr);
+  const T* dh_n = optional<T>(dh_o, "dh_n", {d.B, Hr});
   const T* dc_n = optional<T>(dc_o, "dc_n", {d.B, d.H});
   if (dc_n && !lstm) throw std::invalid_argument("dc_n: only an LSTM has a cell state");
 
-  auto dx = empty<T>({d.T, d.B, d.I});
-  auto dh0 = empty<T>({d.B, d.H});
+  py::array_t<T> dx(rows_shape(d, packed, d.I));
+  auto dh0 = empty<T>({d.B, Hr});
   auto dw_ih = empty<T>({GH, d.I});
-  auto dw_hh = empty<T>({GH, d.H});
-  py::object dc0 = py::none(), db_ih = py::none(), db_hh = py::none();
-  T *pdc0 = nullptr, *pdbi = nullptr, *pdbh = nullptr;
+  auto dw_hh = empty<T>({GH, Hr});
+  py::object dc0 = py::none(), db_ih = py::none(), db_hh = py::none(), dw_hr = py::none();
+  T *pdc0 = nullptr, *pdbi = nullptr, *pdbh = nullptr, *pdwr = nullptr;
   if (lstm) {
     auto a = empty<T>({d.B, d.H});
     pdc0 = a.mutable_data();
@@ -289,6 +371,11 @@ py::tuple backward_t(const PackedWeights& pw, const py::array& x_a, const py::ar
     db_ih = a;
     db_hh = b;
   }
+  if (d.P) {
+    auto a = empty<T>({d.P, d.H});
+    pdwr = a.mutable_data();
+    dw_hr = a;
+  }
   T* pdx = dx.mutable_data();
   T* pdh0 = dh0.mutable_data();
   T* pdwi = dw_ih.mutable_data();
@@ -296,10 +383,10 @@ py::tuple backward_t(const PackedWeights& pw, const py::array& x_a, const py::ar
   {
     // Safe without the GIL: as in forward — inputs held by the caller, outputs new.
     py::gil_scoped_release release;
-    pw.kernels<T>().backward(pw.get<T>(), d, x, ws, dy, dh_n, dc_n, pdx, pdh0, pdc0, pdwi, pdwh, pdbi,
-                        pdbh);
+    pw.kernels<T>().backward(pw.get<T>(), d, x, ws, dy, dh_n, dc_n, pdx, pdh0, pdc0, pdwi, pdwh,
+                             pdwr, pdbi, pdbh);
   }
-  return py::make_tuple(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh);
+  return py::make_tuple(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr);
 }
 
 // One inference step of a cell.  The lean path for per-step calls from Python: the
@@ -368,15 +455,16 @@ PYBIND11_MODULE(_core, m) {
 
   py::class_<PackedWeights>(m, "Weights")
       .def(py::init<const std::string&, const py::array&, const py::array&, const py::object&,
-                    const py::object&, bool>(),
+                    const py::object&, bool, const py::object&>(),
            py::arg("cell"), py::arg("weight_ih"), py::arg("weight_hh"),
            py::arg("bias_ih") = py::none(), py::arg("bias_hh") = py::none(),
-           py::arg("one_step") = false)
+           py::arg("one_step") = false, py::arg("weight_hr") = py::none())
       .def_property_readonly("one_step", &PackedWeights::one_step)
       .def_property_readonly("cell",
                              [](const PackedWeights& w) { return fusedrnn::cell_name(w.cell()); })
       .def_property_readonly("input_size", &PackedWeights::input_size)
       .def_property_readonly("hidden_size", &PackedWeights::hidden_size)
+      .def_property_readonly("proj_size", &PackedWeights::proj_size)
       .def_property_readonly("dtype", &PackedWeights::dtype)
       .def_property_readonly("isa", &PackedWeights::isa)
       .def_property_readonly("has_bias", &PackedWeights::has_bias);
@@ -384,22 +472,24 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "forward",
       [](const PackedWeights& w, const py::array& x, const py::array& h0, const py::object& c0,
-         bool train) {
-        return w.is_f32() ? forward_t<float>(w, x, h0, c0, train)
-                          : forward_t<double>(w, x, h0, c0, train);
+         bool train, const py::object& batch_sizes) {
+        return w.is_f32() ? forward_t<float>(w, x, h0, c0, train, batch_sizes)
+                          : forward_t<double>(w, x, h0, c0, train, batch_sizes);
       },
       py::arg("weights"), py::arg("x"), py::arg("h0"), py::arg("c0") = py::none(),
-      py::arg("train") = false);
+      py::arg("train") = false, py::arg("batch_sizes") = py::none());
 
   m.def(
       "backward",
       [](const PackedWeights& w, const py::array& x, const py::array& workspace,
-         const py::array& dy, const py::object& dh_n, const py::object& dc_n) {
-        return w.is_f32() ? backward_t<float>(w, x, workspace, dy, dh_n, dc_n)
-                          : backward_t<double>(w, x, workspace, dy, dh_n, dc_n);
+         const py::array& dy, const py::object& dh_n, const py::object& dc_n,
+         const py::object& batch_sizes) {
+        return w.is_f32() ? backward_t<float>(w, x, workspace, dy, dh_n, dc_n, batch_sizes)
+                          : backward_t<double>(w, x, workspace, dy, dh_n, dc_n, batch_sizes);
       },
       py::arg("weights"), py::arg("x"), py::arg("workspace"), py::arg("dy"),
-      py::arg("dh_n") = py::none(), py::arg("dc_n") = py::none());
+      py::arg("dh_n") = py::none(), py::arg("dc_n") = py::none(),
+      py::arg("batch_sizes") = py::none());
 
   m.def(
       "step",
@@ -418,15 +508,20 @@ PYBIND11_MODULE(_core, m) {
 
   m.def(
       "workspace_size",
-      [](const std::string& cell, int64_t T, int64_t B, int64_t H) {
+      [](const std::string& cell, int64_t T, int64_t B, int64_t H, int64_t proj_size,
+         int64_t N) {
         Dims d;
         d.T = T;
         d.B = B;
         d.H = H;
+        d.P = proj_size;
+        d.N = N < 0 ? T * B : N;
         return fusedrnn::Workspace{fusedrnn::cell_from_name(cell), d}.size();
       },
-      py::arg("cell"), py::arg("T"), py::arg("B"), py::arg("H"),
-      "Elements of the training workspace of one layer and direction.");
+      py::arg("cell"), py::arg("T"), py::arg("B"), py::arg("H"), py::arg("proj_size") = 0,
+      py::arg("N") = -1,
+      "Elements of the training workspace of one layer and direction (N: packed rows, "
+      "T * B by default).");
 
   m.def("set_num_threads", &fusedrnn::set_num_threads, py::arg("n"),
         "Threads the kernels use (default: the CPUs this process may run on).");

@@ -14,17 +14,19 @@
 namespace fusedrnn {
 
 int64_t Workspace::G() const { return num_gates(cell); }
-int64_t Workspace::gates_size() const { return is_rnn(cell) ? 0 : d.T * d.B * G() * d.H; }
+int64_t Workspace::gates_size() const { return is_rnn(cell) ? 0 : d.N * G() * d.H; }
 int64_t Workspace::aux_size() const {
-  if (cell == Cell::lstm) return (d.T + 1) * d.B * d.H;
-  if (is_gru(cell)) return d.T * d.B * d.H;
+  if (cell == Cell::lstm) return (d.B + d.N) * d.H;
+  if (is_gru(cell)) return d.N * d.H;
   return 0;
 }
-int64_t Workspace::h_size() const { return (d.T + 1) * d.B * d.H; }
+int64_t Workspace::h_size() const { return (d.B + d.N) * (d.P ? d.P : d.H); }
+int64_t Workspace::m_size() const { return d.P ? d.N * d.H : 0; }
 int64_t Workspace::gates_offset() const { return 0; }
 int64_t Workspace::aux_offset() const { return gates_size(); }
 int64_t Workspace::h_offset() const { return gates_size() + aux_size(); }
-int64_t Workspace::size() const { return gates_size() + aux_size() + h_size(); }
+int64_t Workspace::m_offset() const { return h_offset() + h_size(); }
+int64_t Workspace::size() const { return m_offset() + m_size(); }
 
 void* aligned_bytes(int64_t n, size_t elem) {
   if (n < 0 || static_cast<uint64_t>(n) > (uint64_t(1) << 62) / elem) throw std::bad_alloc();

@@ -83,34 +83,42 @@ def check_size(value, name: str, *, minimum: int = 1) -> int:
     return int(value)
 
 
-def pack(cell: str, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, one_step=False):
+def pack(cell: str, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, weight_hr=None,
+         one_step=False):
     """Pack one layer-direction's weights for the kernels (done once per weight version).
 
     Weights must already be C-contiguous float32/float64 arrays of torch's shapes.
+    ``weight_hr`` (P, H): an LSTM's projection (weight_hh is then (4H, P)).
     ``one_step`` also packs them for single-step calls (cells; not GRU reset_before).
     """
     if cell not in CELLS:
         raise ValueError(f"cell: expected one of {sorted(CELLS)}, got {cell!r}")
-    return _core.Weights(cell, weight_ih, weight_hh, bias_ih, bias_hh, bool(one_step))
+    return _core.Weights(cell, weight_ih, weight_hh, bias_ih, bias_hh, bool(one_step), weight_hr)
 
 
-def sequence_forward(packed, x, h0, c0=None, *, train=False):
-    """Run one layer-direction over x (T, B, I) from states h0, c0 (B, H).
+def sequence_forward(packed, x, h0, c0=None, *, train=False, batch_sizes=None):
+    """Run one layer-direction over x (T, B, I) from states h0 (B, Hr), c0 (B, H).
 
-    Returns (y, h_n, c_n, workspace); c_n is None except for LSTM, workspace is None
-    unless ``train`` (then pass it to sequence_backward).
+    Hr is the projection size of an LSTM with one, else H.  With ``batch_sizes`` (int64
+    (T,), non-increasing, each >= 1: rows per step of a batch sorted by length, longest
+    first, as torch's PackedSequence) x is (N, I), its rows packed step by step, and so
+    is y.  Returns (y, h_n, c_n, workspace); c_n is None except for LSTM, workspace is
+    None unless ``train`` (then pass it to sequence_backward).
     """
-    return _core.forward(packed, x, h0, c0, bool(train))
+    return _core.forward(packed, x, h0, c0, bool(train), batch_sizes)
 
 
-def sequence_backward(packed, x, workspace, dy, dh_n=None, dc_n=None):
-    """Gradients of one layer-direction, given the forward's x and workspace.
+def sequence_backward(packed, x, workspace, dy, dh_n=None, dc_n=None, *, batch_sizes=None):
+    """Gradients of one layer-direction, given the forward's x, workspace and batch_sizes.
 
-    Returns a dict with dx (T, B, I), dh0 (B, H), dc0 (LSTM), weight_ih, weight_hh and,
-    when the weights have biases, bias_ih and bias_hh.
+    Returns a dict with dx (like x), dh0 (B, Hr), dc0 (LSTM), weight_ih, weight_hh,
+    weight_hr (LSTM projection) and, when the weights have biases, bias_ih and bias_hh.
     """
-    dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = _core.backward(packed, x, workspace, dy, dh_n, dc_n)
+    dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr = _core.backward(
+        packed, x, workspace, dy, dh_n, dc_n, batch_sizes)
     out = {"dx": dx, "dh0": dh0, "weight_ih": dw_ih, "weight_hh": dw_hh}
+    if dw_hr is not None:
+        out["weight_hr"] = dw_hr
     if dc0 is not None:
         out["dc0"] = dc0
     if db_ih is not None:

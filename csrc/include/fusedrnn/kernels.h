@@ -70,6 +70,7 @@ struct Weights {
   const char* isa = nullptr;  // the table that packed them
   Cell cell = Cell::lstm;
   int64_t I = 0, H = 0;
+  int64_t P = 0;  // LSTM projection size (0: none); K of the recurrent products is P then
   bool has_bias = false;
   bool one_step = false;  // wih_u is packed
   // forward products
@@ -77,10 +78,12 @@ struct Weights {
   Packed<T> whh_t;  // W_hh^T          K = H, N = G*H   (GRU reset_before: r, z rows only, N = 2H)
   Packed<T> whn_t;  // W_hn^T          K = H, N = H     (GRU reset_before only)
   Packed<T> wih_u;  // W_ih^T in the recurrent tiles' layout (one-step cells only)
+  Packed<T> whr_t;  // W_hr^T          K = H, N = P     (LSTM with projection only)
   // backward products
   Packed<T> wih;    // W_ih            K = G*H, N = I
   Packed<T> whh;    // W_hh            K = G*H, N = H   (GRU reset_before: r, z rows, K = 2H)
   Packed<T> whn;    // W_hn            K = H, N = H     (GRU reset_before only)
+  Packed<T> whr;    // W_hr            K = P, N = H     (LSTM with projection only)
   Buffer<T> bias_x;   // G*H: added to the input projection (b_ih + the parts of b_hh that add)
   Buffer<T> bias_hn;  // H: b_hn, inside r * (W_hn h + b_hn) (GRU reset_after only)
 };
@@ -89,18 +92,23 @@ template <class T>
 struct KernelTable {
   const char* isa;
   // Packs raw row-major torch-layout weights; biases may be null (bias=False).
-  // one_step: also pack for `step` (cells).
-  void (*pack_weights)(Weights<T>& w, Cell cell, int64_t I, int64_t H, const T* w_ih,
-                       const T* w_hh, const T* b_ih, const T* b_hh, bool one_step);
-  // x (T, B, I); h0, c0 (B, H), c0 only for LSTM; y (T, B, H); h_n, c_n (B, H).
+  // w_hr (P, H): LSTM projection, or null (P = 0); w_hh is then (G*H, P).
+  // one_step: also pack for `step` (cells; never with a projection).
+  void (*pack_weights)(Weights<T>& w, Cell cell, int64_t I, int64_t H, int64_t P,
+                       const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh,
+                       const T* w_hr, bool one_step);
+  // Rows are packed as described in fusedrnn/dims.h (Hr = P or H):
+  // x (N, I); h0 (B, Hr), c0 (B, H) only for LSTM; y (N, Hr); h_n (B, Hr), c_n (B, H)
+  // (each row's state after its own last step).
   // ws: a Workspace::size() buffer to fill for backward, or null for inference.
   void (*forward)(const Weights<T>& w, const Dims& d, const T* x, const T* h0, const T* c0,
                   T* y, T* h_n, T* c_n, T* ws);
-  // dy (T, B, H); dh_n, dc_n (B, H) or null (zero).  Writes dx (T, B, I), dh0, dc0 (B, H),
-  // dw_ih (G*H, I), dw_hh (G*H, H), db_ih, db_hh (G*H) — the bias ones only when non-null.
+  // dy (N, Hr); dh_n (B, Hr), dc_n (B, H) or null (zero).  Writes dx (N, I), dh0 (B, Hr),
+  // dc0 (B, H), dw_ih (G*H, I), dw_hh (G*H, Hr), dw_hr (P, H) when P, db_ih, db_hh (G*H)
+  // — the bias ones only when non-null.
   void (*backward)(const Weights<T>& w, const Dims& d, const T* x, const T* ws, const T* dy,
                    const T* dh_n, const T* dc_n, T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh,
-                   T* db_ih, T* db_hh);
+                   T* dw_hr, T* db_ih, T* db_hh);
   // One inference step of a cell (weights packed with one_step; not GRU reset_before):
   // x (B, I); h0, c0 (B, H), c0 only for LSTM; writes h1, c1 (B, H).  Both products
   // run on the same register tile, with no input projection in memory.
