@@ -755,35 +755,6 @@ def test_version_and_exports():
         assert hasattr(fr, n), n
 
 
-@pytest.mark.parametrize(
-    "make_it, option",
-    [
-        (lambda: fr.LSTM(4, 6, num_layers=2), "num_layers"),
-        (lambda: fr.GRU(4, 6, num_layers=3), "num_layers"),
-        (lambda: fr.RNN(4, 6, bidirectional=True), "bidirectional"),
-        (lambda: fr.LSTM(4, 6, bidirectional=True), "bidirectional"),
-        (lambda: fr.LSTM(4, 6, proj_size=2), "proj_size"),
-        (lambda: fr.LSTM(4, 6, dropout=0.5), "dropout"),
-        (lambda: fr.GRU(4, 6, dropout=0.5), "dropout"),
-    ],
-    ids=["lstm_layers", "gru_layers", "rnn_bidir", "lstm_bidir", "proj", "lstm_dropout",
-         "gru_dropout"],
-)
-def test_not_implemented_options_name_the_option(make_it, option):
-    with pytest.raises(NotImplementedError, match=option):
-        make_it()
-
-
-@pytest.mark.parametrize("name", LAYER_NAMES)
-def test_lengths_not_implemented(name):
-    m = make(name)
-    x, hx = inputs(name)
-    with pytest.raises(NotImplementedError, match="lengths"):
-        m.forward(x, hx, lengths=[T] * B)
-    with pytest.raises(NotImplementedError, match="lengths"):
-        m.forward(x, hx, lengths=np.full(B, T), train=False)
-
-
 def test_import_does_not_import_torch():
     pkg = Path(fr.__file__).resolve().parent.parent
     env = dict(os.environ)

@@ -105,7 +105,7 @@ def test_weights_keep_the_kernels_that_packed_them():
             fusedrnn._core._use_isa(isa)
             m = fusedrnn.GRU(5, 9, seed=1)
             y0, _ = m(x)
-            assert m._weights().isa == isa
+            assert m._weights()[0].isa == isa
             for other in INFO["available"]:
                 fusedrnn._core._use_isa(other)
                 y1, _ = m(x)
