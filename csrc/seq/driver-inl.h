@@ -680,7 +680,8 @@ void backward_proj(const Weights<T>& w, const Dims& d, const T* x, const T* ws, 
                       dx, dw_ih, dw_hh, dw_hr, db_ih, db_hh);
 }
 
-// ---- GRU reset_after=False: two recurrent products per step, not fused -------------
+// ---- GRU reset_after=False: two recurrent products per step with a cell part between
+// them; each part is split over the threads (rows or product panels), not fused --------
 
 template <class T>
 void forward_reset_before(const Weights<T>& w, const Dims& d, const T* x, const T* h0, T* y,
@@ -695,21 +696,34 @@ void forward_reset_before(const Weights<T>& w, const Dims& d, const T* x, const 
   T* gx = train ? ws + layout.gates_offset() : gx_scratch.data();
   input_projection(w, d, x, gx);
   if (train) std::memcpy(ws_h, h0, sizeof(T) * BH);
-  for (int64_t t = 0; t < T_; ++t) {
-    const int64_t M = d.bs[t];
-    const T* h_prev = train ? ws_h + prev_row(d, t) * H : (t == 0 ? h0 : y + off[t - 1] * H);
-    T* yt = y + off[t] * H;
-    T* h_save = train ? ws_h + out_row(d, t) * H : nullptr;
-    T* gxt = gx + off[t] * GH;
-    gemm<T>(M, h_prev, H, 1, w.whh_t, gh.data(), 2 * H, false, nullptr);
-    T* rh = train ? ws_aux + off[t] * H : rh_scratch.data();
-    for (int64_t b = 0; b < M; ++b)
-      gru_rb_fwd_rz_row<T>(H, gxt + b * GH, gh.data() + b * 2 * H, h_prev + b * H, rh + b * H);
-    gemm<T>(M, rh, H, 1, w.whn_t, gh.data(), H, false, nullptr);
-    for (int64_t b = 0; b < M; ++b)
-      gru_rb_fwd_n_row<T>(H, gxt + b * GH, gh.data() + b * H, h_prev + b * H, yt + b * H,
-                          h_save ? h_save + b * H : nullptr);
-  }
+  // Per step: the r, z product; r, z and r * h_prev by rows; the candidate's product;
+  // n and h by rows — each part split over the threads, a barrier after each.
+  const int nthreads = threads_for(2.0 * B * GH * H, 3 * H / GemmShape<T>::NR + 1);
+  parallel(nthreads, [&](ThreadCtx& ctx) {
+    for (int64_t t = 0; t < T_; ++t) {
+      const int64_t M = d.bs[t];
+      int64_t b0, b1;
+      split(M, ctx.rank(), ctx.size(), b0, b1);
+      const T* h_prev =
+          train ? ws_h + prev_row(d, t) * H : (t == 0 ? h0 : y + off[t - 1] * H);
+      T* yt = y + off[t] * H;
+      T* h_save = train ? ws_h + out_row(d, t) * H : nullptr;
+      T* gxt = gx + off[t] * GH;
+      T* rh = train ? ws_aux + off[t] * H : rh_scratch.data();
+      gemm<T>(ctx, M, h_prev, H, 1, w.whh_t, gh.data(), 2 * H, false, nullptr);
+      ctx.barrier();
+      for (int64_t b = b0; b < b1; ++b)
+        gru_rb_fwd_rz_row<T>(H, gxt + b * GH, gh.data() + b * 2 * H, h_prev + b * H,
+                             rh + b * H);
+      ctx.barrier();
+      gemm<T>(ctx, M, rh, H, 1, w.whn_t, gh.data(), H, false, nullptr);
+      ctx.barrier();
+      for (int64_t b = b0; b < b1; ++b)
+        gru_rb_fwd_n_row<T>(H, gxt + b * GH, gh.data() + b * H, h_prev + b * H, yt + b * H,
+                            h_save ? h_save + b * H : nullptr);
+      ctx.barrier();
+    }
+  });
   final_states(d, H, y, [&](int64_t t) { return off[t]; }, h_n);
 }
 
@@ -735,21 +749,33 @@ void backward_reset_before(const Weights<T>& w, const Dims& d, const T* x, const
     else
       std::fill(buf, buf + BH, T(0));
   }
-  for (int64_t t = T_ - 1; t >= 0; --t) {
-    const int64_t M = d.bs[t];
-    const T* h_prev = ws_h + prev_row(d, t) * H;
-    const T* gates = ws_gates + off[t] * GH;
-    T* dgt = dgi.data() + off[t] * GH;
-    for (int64_t b = 0; b < M; ++b)
-      gru_rb_bwd_zn_row<T>(H, gates + b * GH, h_prev + b * H, dy + (off[t] + b) * H,
-                           dh_rec + b * H, dgt + b * GH, dh_next + b * H);
-    gemm<T>(M, dgt + 2 * H, GH, 1, w.whn, drh.data(), H, false, nullptr);
-    for (int64_t b = 0; b < M; ++b)
-      gru_rb_bwd_r_row<T>(H, gates + b * GH, h_prev + b * H, drh.data() + b * H, dgt + b * GH,
-                          dh_next + b * H);
-    gemm<T>(M, dgt, GH, 1, w.whh, dh_next, H, true, nullptr);
-    std::swap(dh_rec, dh_next);
-  }
+  const int nthreads = threads_for(2.0 * B * GH * H, 3 * H / GemmShape<T>::NR + 1);
+  parallel(nthreads, [&](ThreadCtx& ctx) {
+    T* rec = dh_rec;  // each thread swaps its own copies of the two pointers in step
+    T* next = dh_next;
+    for (int64_t t = T_ - 1; t >= 0; --t) {
+      const int64_t M = d.bs[t];
+      int64_t b0, b1;
+      split(M, ctx.rank(), ctx.size(), b0, b1);
+      const T* h_prev = ws_h + prev_row(d, t) * H;
+      const T* gates = ws_gates + off[t] * GH;
+      T* dgt = dgi.data() + off[t] * GH;
+      for (int64_t b = b0; b < b1; ++b)
+        gru_rb_bwd_zn_row<T>(H, gates + b * GH, h_prev + b * H, dy + (off[t] + b) * H,
+                             rec + b * H, dgt + b * GH, next + b * H);
+      ctx.barrier();
+      gemm<T>(ctx, M, dgt + 2 * H, GH, 1, w.whn, drh.data(), H, false, nullptr);
+      ctx.barrier();
+      for (int64_t b = b0; b < b1; ++b)
+        gru_rb_bwd_r_row<T>(H, gates + b * GH, h_prev + b * H, drh.data() + b * H,
+                            dgt + b * GH, next + b * H);
+      ctx.barrier();
+      gemm<T>(ctx, M, dgt, GH, 1, w.whh, next, H, true, nullptr);
+      ctx.barrier();
+      std::swap(rec, next);
+    }
+  });
+  if (T_ % 2 == 1) std::swap(dh_rec, dh_next);  // where the threads' `rec` ended
   std::memcpy(dh0, dh_rec, sizeof(T) * BH);
   weight_gradients<T>(w, d, x, h_prev_all, ws_aux, dgi.data(), dgi.data(), nullptr, nullptr, dx,
                       dw_ih, dw_hh, nullptr, db_ih, db_hh);
