@@ -5,7 +5,7 @@ arrays; ``fusedrnn.reference`` is the plain NumPy specification they are tested
 against.  See README.md.
 """
 
-from . import _core, functional, reference
+from . import _core, convert, functional, reference
 from .layers import GRU, LSTM, RNN, GRUCell, IncompatibleKeys, LSTMCell, RNNCell, Tape
 
 __version__ = "0.1.0"
@@ -22,6 +22,7 @@ __all__ = [
     "cpu_info",
     "set_num_threads",
     "get_num_threads",
+    "convert",
     "functional",
     "reference",
     "__version__",
