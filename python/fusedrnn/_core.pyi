@@ -16,6 +16,7 @@ class Weights:
         bias_ih: Optional[npt.NDArray[np.floating]] = None,
         bias_hh: Optional[npt.NDArray[np.floating]] = None,
         one_step: bool = False,
+        weight_hr: Optional[npt.NDArray[np.floating]] = None,
     ) -> None: ...
     @property
     def one_step(self) -> bool: ...
@@ -25,6 +26,8 @@ class Weights:
     def input_size(self) -> int: ...
     @property
     def hidden_size(self) -> int: ...
+    @property
+    def proj_size(self) -> int: ...
     @property
     def dtype(self) -> np.dtype: ...
     @property
@@ -38,8 +41,10 @@ def forward(
     h0: npt.NDArray[np.floating],
     c0: Optional[npt.NDArray[np.floating]] = None,
     train: bool = False,
+    batch_sizes: Optional[npt.NDArray[np.int64]] = None,
 ) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
-    """(y, h_n, c_n or None, workspace or None) for x (T, B, I), states (B, H)."""
+    """(y, h_n, c_n or None, workspace or None) for x (T, B, I) -- or (N, I) packed rows
+    with batch_sizes -- and states h (B, P or H), c (B, H)."""
 
 def backward(
     weights: Weights,
@@ -48,11 +53,12 @@ def backward(
     dy: npt.NDArray[np.floating],
     dh_n: Optional[npt.NDArray[np.floating]] = None,
     dc_n: Optional[npt.NDArray[np.floating]] = None,
+    batch_sizes: Optional[npt.NDArray[np.int64]] = None,
 ) -> Tuple[
     np.ndarray, np.ndarray, Optional[np.ndarray], np.ndarray, np.ndarray,
-    Optional[np.ndarray], Optional[np.ndarray],
+    Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray],
 ]:
-    """(dx, dh0, dc0 or None, dw_ih, dw_hh, db_ih or None, db_hh or None)."""
+    """(dx, dh0, dc0 or None, dw_ih, dw_hh, db_ih or None, db_hh or None, dw_hr or None)."""
 
 def step(
     weights: Weights,
@@ -65,7 +71,7 @@ def step(
 def cell_call(weights: Weights, x: object, hx: object) -> object:
     """A cell's inference step when x and hx need no conversion, else None."""
 
-def workspace_size(cell: str, T: int, B: int, H: int) -> int: ...
+def workspace_size(cell: str, T: int, B: int, H: int, proj_size: int = 0, N: int = -1) -> int: ...
 def cpu_info() -> dict: ...
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
