@@ -2,8 +2,8 @@
 
 It is defined in the package (``fusedrnn/_bench.py``) so that the CLI of an installed
 wheel has it too; this module re-exports it for the suites in bench/ and chooses the
-subset: FUSEDRNN_BENCH_QUICK=1 gives the grid of the CLI's ``--quick`` (rows S1, S4
-and cell, T cut to QUICK_T).
+subset: FUSEDRNN_BENCH_QUICK=1 gives the grid of the CLI's ``--quick`` (rows S1, S4,
+cell, and the LSTM rows L2bi and len, T cut to QUICK_T).
 """
 
 import os

@@ -3,7 +3,8 @@
 One benchmark per (kind, row, mode, peer), grouped by (kind, row, mode) so that the
 peers sit side by side; each first checks its peer's result once, as the CLI does: ours
 and the reference against the reference, torch and ONNX Runtime against ours (a wrong
-weight conversion fails there).  Unlike ``python -m fusedrnn bench``, the peers are timed
+weight conversion fails there; torch_pad, torch on the padded batch of the len row, on
+y, h_n and the gradients).  Unlike ``python -m fusedrnn bench``, the peers are timed
 one after the other, not alternating.
 """
 
@@ -20,17 +21,17 @@ if QUICK:  # seconds in all; a benchmark marker overrides --benchmark-max-time/-
     "kind, shape, mode", CASES, ids=[f"{k.name}-{s.name}-{m}" for k, s, m in CASES]
 )
 def test_bench(benchmark, cases, kind, shape, mode, peer):
+    if not _bench.applies(peer, shape, mode):
+        pytest.skip(f"{peer}: " + ("inference only" if peer == "ort" else "len row only"))
     case = cases(kind, shape, mode)
     if peer not in case.peers:
-        why = ("inference only" if peer == "ort" and _bench.ort_or_none() is not None
-               else "not importable here")
-        pytest.skip(f"{peer}: {why}")
+        pytest.skip(f"{peer}: not importable here")
     fn = case.peers[peer]
     got = fn()  # also the warm-up: weight packing, allocations, ORT's first run
     if peer in ("ours", "reference"):
-        err, against = case.check(got), "the reference"
+        err, against = case.check(got, peer), "the reference"
     else:
-        err, against = _bench.rel_error(got, case.peers["ours"]()), "ours"
+        err, against = case.check_vs(peer, got, case.peers["ours"]()), "ours"
     assert err < _bench.TOLERANCE, f"{peer} differs from {against}: rel. error {err:.1e}"
     benchmark.group = f"{kind.name} {shape.describe()} {mode}"
     benchmark.extra_info.update(flops=case.flops, rel_error=err, checked_against=against,

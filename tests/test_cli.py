@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 
@@ -131,6 +132,76 @@ def test_bench_ort_check_catches_a_wrong_gate_order(onnxruntime):
     assert m.agrees("ours") and not m.agrees("ort") and not m.ok()
     assert m.vs_ours["ort"] > 1e-2
     assert _bench.table_row(m, 100.0).endswith(" ort!")
+
+
+# The two LSTM rows beyond one plain layer, at T = 20 (--quick): L2bi (2 layers,
+# bidirectional; ORT: one operator per layer from convert.to_onnx) and len (variable
+# lengths; torch packed and padded, ORT with sequence_lens), both modes.
+@pytest.fixture(scope="module")
+def rows_run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rows") / "bench.json"
+    r = run_cli("bench", "--quick", "--kinds", "lstm", "--rows", "L2bi,len", "--min-runs", "1",
+                "--max-runs", "1", "--budget", "0.01", "--json", str(path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r, json.loads(path.read_text())
+
+
+def test_bench_layers_and_lengths_rows_check_every_peer(rows_run, torch, onnxruntime):
+    r, doc = rows_run
+    rows = {(x["row"], x["mode"]): x for x in doc["results"]}
+    assert sorted(rows) == [("L2bi", "inference"), ("L2bi", "training"),
+                            ("len", "inference"), ("len", "training")], sorted(rows)
+    for (row, mode), x in rows.items():
+        want = {"ours", "reference", "torch"}
+        if mode == "inference":
+            want.add("ort")
+        if row == "len":
+            want.add("torch_pad")  # torch on the padded batch: len row only
+        assert set(x["peers"]) == want and x["missing_peers"] == [], (row, mode, x["peers"])
+        assert x["ok"] and x["peers"]["ours"]["rel_error"] < 1e-4, x
+        for peer in want - {"ours", "reference"}:
+            p = x["peers"][peer]
+            assert p["rel_error_vs_ours"] < 1e-4 and p["median_s"] > 0, (row, mode, peer)
+    assert rows["L2bi", "inference"]["num_layers"] == 2
+    assert rows["L2bi", "inference"]["bidirectional"] is True
+    lines = [line for line in r.stdout.splitlines() if re.search(r"\sok \d", line)]
+    assert len(lines) == 4 and not any("!" in line for line in lines), r.stdout
+    assert "tpad ms" in r.stdout and "sum(lengths)" in r.stdout
+
+
+def test_bench_rows_flops_count_layers_directions_and_valid_steps(rows_run):
+    _, doc = rows_run
+    rows = {(x["row"], x["mode"]): x for x in doc["results"]}
+    x = rows["L2bi", "inference"]
+    T, B, H = x["T"], x["B"], x["H"]
+    assert T == 20 and x["I"] == H  # --quick cuts T
+    # two directions; layer 1 reads both directions' outputs (I = 2H)
+    assert x["flops"] == 2 * 2 * T * B * 4 * H * (H + H) + 2 * 2 * T * B * 4 * H * (2 * H + H)
+    assert rows["L2bi", "training"]["flops"] == 3 * x["flops"]
+    x = rows["len", "inference"]
+    lengths = x["lengths"]
+    assert len(lengths) == x["B"] and min(lengths) == 2 and max(lengths) == x["T"] == 20
+    assert lengths != sorted(lengths) and lengths != sorted(lengths, reverse=True)
+    # valid steps only: sum(lengths) in place of T*B
+    assert x["flops"] == 2 * sum(lengths) * 4 * x["H"] * (x["I"] + x["H"])
+    assert rows["len", "training"]["flops"] == 3 * x["flops"]
+
+
+def test_bench_grid_has_the_lstm_rows():
+    from fusedrnn import _bench
+
+    full = [(k.name, s.name, m) for k, s, m in _bench.grid()]
+    for row in ("L2bi", "len"):
+        assert [(k, m) for k, r, m in full if r == row] == [("lstm", "inference"),
+                                                             ("lstm", "training")]
+    assert _bench.grid(kinds=["gru"], rows=["L2bi", "len"]) == []
+    quick = {s.name: s for _, s, _ in _bench.grid(kinds=["lstm"], quick=True)}
+    assert quick["L2bi"].T == quick["len"].T == _bench.QUICK_T
+    s = {s.name: s for s in _bench.ROWS}
+    assert (s["L2bi"].T, s["L2bi"].B, s["L2bi"].I, s["L2bi"].H) == (100, 16, 256, 256)
+    lengths = s["len"].lengths()  # 20..200 evenly over B = 32, unsorted
+    expected = np.linspace(20, 200, 32).round().astype(int)
+    assert sorted(lengths.tolist()) == expected.tolist() and list(lengths) != list(expected)
 
 
 def test_bench_plot_writes_a_png(bench_run):

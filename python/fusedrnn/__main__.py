@@ -67,7 +67,8 @@ def _print_header(info, shapes, peak, counts, min_runs, budget, ref_limit):
     """What was measured, where and how: the lines above the tables."""
     v, isa = info["versions"], info["fusedrnn_cpu_info"]["isa"]
     torch, ort = v["torch"] is not None, v["onnxruntime"] is not None
-    peers = ["ours", "ref"] + ["torch"] * torch + ["ort"] * ort
+    ragged = any(s.ragged for s in shapes)
+    peers = ["ours", "ref"] + ["torch"] * torch + ["ort"] * ort + ["tpad"] * (torch and ragged)
     found = [f"torch {v['torch']}"] * torch + [f"onnxruntime {v['onnxruntime']}"] * ort
     none = _bench.NONE
     print(f"fusedrnn {fr.__version__} (isa {isa}) on {info['cpu']}, {info['cpu_count']} CPUs; "
@@ -78,27 +79,46 @@ def _print_header(info, shapes, peak, counts, min_runs, budget, ref_limit):
           "fusedrnn.set_num_threads(n)" + ("; torch torch.set_num_threads(n)" if torch else ""))
     if ort:
         print("         ort SessionOptions intra_op_num_threads=n, inter_op_num_threads=1")
-    print("rows: " + " | ".join(s.describe() for s in shapes))
+    plain = [s.describe() for s in shapes if s.is_plain]
+    others = [s.describe() for s in shapes if not s.is_plain]
+    print("rows: " + " | ".join(plain or others[:1]))
+    for line in others[0 if plain else 1:]:
+        print("      " + line)
     print("peers: ref   fusedrnn.reference (NumPy, float32)")
     if torch:
         print("       torch torch.nn.LSTM/GRU/RNN, cell row LSTMCell/GRUCell/RNNCell; "
               "inference under torch.inference_mode")
+        if ragged:
+            print("             len row: a PackedSequence, pack_padded_sequence(enforce_sorted="
+                  "False) and pad_packed_sequence(total_length=T) timed with it")
+            print("       tpad  len row only: torch on the padded batch, no packing (all T "
+                  "steps for every sequence), y masked, h_n read at each end;")
+            print("             torch / tpad = PackedSequence's cost over padding")
     if ort:
         print("       ort   ONNX Runtime LSTM/GRU/RNN operator, inference only; cell row: one "
               "step, state as initial_h/c")
+        if any(not s.is_plain for s in shapes):
+            print("             one operator per layer (fusedrnn.convert.to_onnx's weights; "
+                  "Transpose+Reshape to (T, B, 2H) after a bidirectional one); len row: "
+                  "sequence_lens")
     for line in _bench.missing_peers():
         print(f"not installed: {line}; shown as {none}")
     print(f"timing: median of >= {min_runs} runs per peer, alternating {'/'.join(peers)}, "
           f"about {budget:g} s per line")
     print(f"columns: ours ms (cell row: {_bench.CELL_UNIT} per call); GFLOP/s = "
           "2*T*B*G*H*(I+H) / time, G = 4/3/1, training 3x;")
+    if any(not s.is_plain for s in shapes):
+        print("         summed over layers and directions (I = 2H after a bidirectional "
+              "layer); len row: sum(lengths) in place of T*B (valid steps only)")
     print("         %peak = GFLOP/s / (peak x ours threads); x peer = peer time / ours time "
           "(> 1: ours faster);")
-    print(f"         runs = ours/ref/torch/ort; {none} = peer not installed, or ort in training")
+    print(f"         runs = ours/ref/torch/ort/tpad; {none} = peer not installed, ort in "
+          "training, or tpad outside the len row")
     print("training = forward + backward to x and all weights")
     print(f"check: ok/FAIL and max ||ours - ref|| / ||ref|| over outputs and gradients, ok below "
           f"{_bench.TOLERANCE:g};")
-    print("       torch!/ort! after it = that peer's outputs differ from ours by more than that")
+    print("       torch!/ort!/tpad! after it = that peer's outputs differ from ours by more "
+          "than that (tpad: y, h_n and gradients; its c_n is at step T)")
     print(f"* = measured once: its first run took over {ref_limit:g} s (--skip-ref-above)",
           flush=True)
 
@@ -233,7 +253,8 @@ def main(argv=None) -> int:
     p.add_argument("--kinds", type=_names(list(_bench.KINDS)),
                    help="e.g. lstm,gru (default: all)")
     p.add_argument("--rows", type=_names([s.name for s in _bench.ROWS]),
-                   help="e.g. S1,S2,cell (default: all)")
+                   help="e.g. S1,S2,cell; L2bi (2-layer bidirectional) and len (variable "
+                   "lengths) are LSTM rows (default: all)")
     p.add_argument("--modes", type=_names(list(_bench.MODES)),
                    help="inference,training (default: both)")
     p.add_argument("--threads", type=_thread_counts, default=[1], metavar="N[,N...]",

@@ -6,11 +6,13 @@ The grid lives here, in the package, so that the CLI of an installed wheel has i
 A :class:`Case` is one cell of the grid (kind x row x mode).  It holds the inputs and
 one zero-argument callable per peer -- ``ours`` (the fusedrnn layers and cells),
 ``reference`` (``fusedrnn.reference`` in float32), ``torch`` (torch.nn on the CPU, only
-when ``import torch`` works) and ``ort`` (ONNX Runtime's LSTM/GRU/RNN operators, in
-inference only, when ``onnx`` and ``onnxruntime`` import) -- each computing the same
-thing from the same weights and returning its results as a dict of NumPy arrays with
-common keys (``y``, ``h_n``, ``c_n``, ``dx``, ``weight_ih``, ...), so that one function,
-:func:`rel_error`, checks every peer against the reference and against ours.
+when ``import torch`` works), ``ort`` (ONNX Runtime's LSTM/GRU/RNN operators, in
+inference only, when ``onnx`` and ``onnxruntime`` import) and, in the variable-length
+row only, ``torch_pad`` (torch on the padded batch, without packing) -- each computing
+the same thing from the same weights and returning its results as a dict of NumPy
+arrays with common keys (``y``, ``h_n``, ``c_n``, ``dx``, ``weight_ih``, ...;
+``weight_ih_l1_reverse`` ... in the rows of several layers or directions), so that one
+function, :func:`rel_error`, checks every peer against the reference and against ours.
 """
 
 from __future__ import annotations
@@ -35,36 +37,83 @@ from fusedrnn import reference as ref
 
 @dataclass(frozen=True)
 class Shape:
-    """One row of the grid: T steps, batch B, input size I, hidden size H."""
+    """One row of the grid: T steps, batch B, input size I, hidden size H; optionally
+    several layers, both directions, and variable lengths (`ragged`).
+
+    kinds: the kinds the row is run for (None: every kind).
+    ragged: sequence b has length lengths()[b], spread evenly over T/10 .. T and shuffled
+    (torch's packed-sequence semantics); the FLOPs count only those valid steps.
+    """
 
     name: str
     T: int
     B: int
     I: int  # noqa: E741 -- the usual name of the input size
     H: int
+    num_layers: int = 1
+    bidirectional: bool = False
+    ragged: bool = False
+    kinds: tuple = None
 
     @property
     def is_cell(self) -> bool:
         """One-step latency row: timed through the *Cell classes, per call."""
         return self.name == "cell"
 
+    @property
+    def D(self) -> int:  # noqa: N802 -- torch's name: 2 directions if bidirectional
+        return 2 if self.bidirectional else 1
+
+    @property
+    def is_plain(self) -> bool:
+        """One layer, one direction, full lengths: the single-layer reference functions
+        and one ONNX operator (the rows S1..S4 and cell)."""
+        return self.num_layers == 1 and not self.bidirectional and not self.ragged
+
+    def lengths(self):
+        """The (B,) int64 lengths of a ragged row (None otherwise): round(linspace(T/10,
+        T, B)), shuffled by a fixed seed so that they are not sorted."""
+        if not self.ragged:
+            return None
+        lengths = np.linspace(self.T / 10, self.T, self.B).round().astype(np.int64)
+        return np.random.default_rng(0).permutation(np.maximum(lengths, 1))
+
+    def steps(self) -> int:
+        """The valid (step, sequence) pairs: T*B, or the sum of the lengths if ragged."""
+        return int(self.lengths().sum()) if self.ragged else self.T * self.B
+
     def describe(self) -> str:
         size = f"I=H={self.H}" if self.I == self.H else f"I={self.I} H={self.H}"
         steps = "(one step)" if self.is_cell else f"T={self.T}"
-        return f"{self.name} {steps} B={self.B} {size}"
+        out = f"{self.name} {steps} B={self.B} {size}"
+        if self.num_layers > 1:
+            out += f" {self.num_layers} layers"
+        if self.bidirectional:
+            out += " bidirectional"
+        if self.ragged:
+            lengths = self.lengths()
+            out += (f" lengths {lengths.min()}..{lengths.max()} evenly, unsorted "
+                    f"(FLOPs: valid steps only, sum(lengths)={self.steps()} of T*B="
+                    f"{self.T * self.B})")
+        if self.kinds:
+            out += f" ({'/'.join(self.kinds)} only)"
+        return out
 
 
-#: The rows of DESIGN.md section 6, then the one-step cell latency row.
+#: The rows of DESIGN.md section 6, the one-step cell latency row, then two LSTM rows:
+#: a 2-layer bidirectional network and variable lengths (packed sequences in torch).
 ROWS = (
     Shape("S1", 100, 1, 256, 256),  # streaming
     Shape("S2", 100, 8, 512, 512),
     Shape("S3", 50, 64, 1024, 1024),  # throughput
     Shape("S4", 200, 32, 128, 128),  # small hidden
     Shape("cell", 1, 1, 128, 128),  # one-step latency, per call
+    Shape("L2bi", 100, 16, 256, 256, num_layers=2, bidirectional=True, kinds=("lstm",)),
+    Shape("len", 200, 32, 256, 256, ragged=True, kinds=("lstm",)),  # lengths 20..200
 )
 
 #: The quick subset (seconds): these rows by default, and T cut to QUICK_T.
-QUICK_ROW_NAMES = ("S1", "S4", "cell")
+QUICK_ROW_NAMES = ("S1", "S4", "cell", "L2bi", "len")
 QUICK_T = 20
 
 MODES = ("inference", "training")
@@ -86,21 +135,24 @@ class Kind:
     #: ONNX gate block k = torch gate block onnx_order[k] (torch: LSTM i,f,g,o, GRU r,z,n;
     #: ONNX: LSTM i,o,f,c, GRU z,r,h).
     onnx_order: tuple
+    #: The kind's name for reference.stack_forward (the rows beyond one plain layer).
+    stack: str
 
 
 KINDS = {
     "lstm": Kind("lstm", "LSTM", "LSTMCell", 4, True, ref.lstm_forward, ref.lstm_backward,
-                 ref.lstm_cell, (0, 3, 1, 2)),
+                 ref.lstm_cell, (0, 3, 1, 2), "lstm"),
     "gru": Kind("gru", "GRU", "GRUCell", 3, False, ref.gru_forward, ref.gru_backward,
-                ref.gru_cell, (1, 0, 2)),
+                ref.gru_cell, (1, 0, 2), "gru"),
     "rnn": Kind("rnn", "RNN", "RNNCell", 1, False, ref.rnn_forward, ref.rnn_backward,
-                ref.rnn_cell, (0,)),
+                ref.rnn_cell, (0,), "rnn_tanh"),
 }
 
-#: Every peer, in table order; ``ort`` (ONNX Runtime) is timed in inference only.
-PEERS = ("ours", "reference", "torch", "ort")
+#: Every peer, in table order; ``ort`` (ONNX Runtime) is timed in inference only;
+#: ``torch_pad`` (torch on the padded batch, no packing) in ragged one-layer rows only.
+PEERS = ("ours", "reference", "torch", "ort", "torch_pad")
 #: The peers ours is compared with (speedup columns and the plot), with their short names.
-OTHERS = {"reference": "ref", "torch": "torch", "ort": "ort"}
+OTHERS = {"reference": "ref", "torch": "torch", "ort": "ort", "torch_pad": "tpad"}
 
 #: Bound on ||ours - reference|| / ||reference|| and ||peer - ours|| / ||ours|| (float32).
 TOLERANCE = 1e-4
@@ -116,20 +168,39 @@ def grid(kinds=None, rows=None, modes=None, quick=False):
     """The (kind, shape, mode) triples to run, in table order.
 
     kinds / rows / modes: iterables of names (None: all; rows see `shapes`).  The cell
-    row is timed in inference mode only.
+    row is timed in inference mode only; a row with `kinds` (L2bi, len: LSTM) is run
+    for those kinds only.
     """
     out = []
     for k in kinds or KINDS:
         for s in shapes(rows, quick):
+            if s.kinds and k not in s.kinds:
+                continue
             for m in modes or MODES:
                 if not (s.is_cell and m == "training"):
                     out.append((KINDS[k], s, m))
     return out
 
 
+def applies(peer: str, shape: Shape, mode: str) -> bool:
+    """Whether `peer` has a line for this row and mode (installed or not): ort in
+    inference only; torch_pad in ragged rows of one layer and one direction only (its
+    padded outputs give ours' y and h_n only there)."""
+    if peer == "ort":
+        return mode == "inference"
+    if peer == "torch_pad":
+        return shape.ragged and shape.num_layers == 1 and not shape.bidirectional
+    return True
+
+
 def flops(kind: Kind, shape: Shape, mode: str) -> int:
-    """Forward FLOPs 2*T*B*G*H*(I+H) (the matrix products); training counts 3x."""
-    f = 2 * shape.T * shape.B * kind.gates * shape.H * (shape.I + shape.H)
+    """Forward FLOPs 2*T*B*G*H*(I+H) (the matrix products) per layer and direction, with
+    I = D*H for the layers after the first, and the sum of the lengths in place of T*B
+    in a ragged row (the valid steps only); training counts 3x."""
+    f = 0
+    for layer in range(shape.num_layers):
+        i = shape.I if layer == 0 else shape.D * shape.H
+        f += shape.D * 2 * shape.steps() * kind.gates * shape.H * (i + shape.H)
     return 3 * f if mode == "training" else f
 
 
@@ -327,33 +398,64 @@ def onnx_weights(kind: Kind, weights: dict) -> dict:
     return out
 
 
-def onnx_model(kind: Kind, I: int, H: int, weights: dict, with_state: bool,  # noqa: E741
-               with_y: bool = True):
-    """An in-memory ONNX model of one LSTM / GRU / RNN operator (one direction, weights as
-    initializers).  Inputs: X (T, B, I), and with_state: initial_h (1, B, H) (LSTM also
-    initial_c); outputs: Y (T, 1, B, H) if with_y, Y_h (1, B, H), LSTM also Y_c."""
+def onnx_model(kind: Kind, I: int, H: int, weights, with_state: bool,  # noqa: E741
+               with_y: bool = True, D: int = 1, with_lengths: bool = False):
+    """An in-memory ONNX model of one LSTM / GRU / RNN operator per layer (weights as
+    initializers; direction "bidirectional" if D == 2, else "forward").
+
+    weights: torch-layout weights of one plain layer (see onnx_weights), or a list of
+    per-layer dicts W (D, G*H, I_k), R (D, G*H, H), B (D, 2*G*H) as
+    ``fusedrnn.convert.to_onnx`` gives them.  Between layers, and after the last when
+    D == 2, a Transpose and a Reshape turn Y (T, D, B, H) into (T, B, D*H), the next
+    layer's X (torch's layout).  Inputs: X (T, B, I); with_lengths: seq_lens (B,) int32,
+    the operators' sequence_lens; with_state (one layer only): initial_h (D, B, H) (LSTM
+    also initial_c).  Outputs: Y if with_y ((T, B, D*H) if D == 2, else (T, 1, B, H)),
+    then Y_h (D, B, H) (LSTM also Y_c) of each layer; one layer: named Y, Y_h, Y_c."""
     onnx, _ = ort_or_none()
     helper, TP = onnx.helper, onnx.TensorProto
     op = kind.layer  # the ONNX operators are called LSTM, GRU and RNN too
-    w = onnx_weights(kind, weights)
-    inits = [onnx.numpy_helper.from_array(a, name) for name, a in w.items()]
-    states = ["initial_h", "initial_c"] if kind.has_c else ["initial_h"]
+    layers = [onnx_weights(kind, weights)] if isinstance(weights, dict) else list(weights)
+    L = len(layers)
+    if with_state and L > 1:
+        raise ValueError("with_state: one layer only")
     vi = helper.make_tensor_value_info
-    inputs = [vi("X", TP.FLOAT, ["T", "B", I])]
+    inputs, outputs, nodes, inits = [vi("X", TP.FLOAT, ["T", "B", I])], [], [], []
+    if with_lengths:
+        inputs.append(vi("seq_lens", TP.INT32, ["B"]))
+    states = ["initial_h", "initial_c"] if kind.has_c else ["initial_h"]
     if with_state:
-        inputs += [vi(s, TP.FLOAT, [1, "B", H]) for s in states]
-    # Operator inputs: X, W, R, B, sequence_lens, initial_h, initial_c, P ("" = omitted).
-    node_in = ["X", "W", "R", "B" if "B" in w else "", ""]
-    node_in += states if with_state else []
-    out_names = ["Y_h", "Y_c"] if kind.has_c else ["Y_h"]
-    outputs = [vi(n, TP.FLOAT, [1, "B", H]) for n in out_names]
-    if with_y:
-        outputs.insert(0, vi("Y", TP.FLOAT, ["T", 1, "B", H]))
-    attrs = {"hidden_size": H}
+        inputs += [vi(s, TP.FLOAT, [D, "B", H]) for s in states]
+    attrs = {"hidden_size": H, "direction": "bidirectional" if D == 2 else "forward"}
     if op == "GRU":
         attrs["linear_before_reset"] = 1  # torch's GRU: r * (W_hn h + b_hn)
-    node = helper.make_node(op, node_in, ["Y" if with_y else ""] + out_names, **attrs)
-    graph = helper.make_graph([node], f"fusedrnn_bench_{kind.name}", inputs, outputs, inits)
+    x_name, y_name = "X", "Y"
+    for k, w in enumerate(layers):
+        sfx = f"_{k}" if L > 1 else ""
+        names = {key: key + sfx for key in ("W", "R", "B") if w.get(key) is not None}
+        inits += [onnx.numpy_helper.from_array(np.asarray(w[key], np.float32), n)
+                  for key, n in names.items()]
+        # Operator inputs: X, W, R, B, sequence_lens, initial_h, initial_c, P ("" = omitted).
+        node_in = [x_name, names["W"], names["R"], names.get("B", ""),
+                   "seq_lens" if with_lengths else ""]
+        node_in += states if with_state else []
+        last = k == L - 1
+        y_k = ("Y" if D == 1 else "Y_raw") if last else f"Y_raw{sfx}"
+        out_names = [n + sfx for n in (["Y_h", "Y_c"] if kind.has_c else ["Y_h"])]
+        outputs += [vi(n, TP.FLOAT, [D, "B", H]) for n in out_names]
+        emit_y = with_y or not last
+        nodes.append(helper.make_node(op, node_in, [y_k if emit_y else ""] + out_names,
+                                      name=f"layer{k}", **attrs))
+        if emit_y and (D == 2 or not last):  # (T, D, B, H) -> (T, B, D*H)
+            y_next = "Y" if last else f"X_{k + 1}"
+            nodes.append(helper.make_node("Transpose", [y_k], [f"Yt{sfx}"], perm=[0, 2, 1, 3]))
+            inits.append(onnx.numpy_helper.from_array(np.array([0, 0, -1], np.int64),
+                                                      f"shape{sfx}"))
+            nodes.append(helper.make_node("Reshape", [f"Yt{sfx}", f"shape{sfx}"], [y_next]))
+            x_name = y_next
+    if with_y:
+        dims = ["T", "B", D * H] if D == 2 else ["T", 1, "B", H]
+        outputs.insert(0, vi(y_name, TP.FLOAT, dims))
+    graph = helper.make_graph(nodes, f"fusedrnn_bench_{kind.name}", inputs, outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
     model.ir_version = 8  # opset 14 needs no more; older onnxruntime builds accept it
     onnx.checker.check_model(model)
@@ -367,6 +469,9 @@ class Case:
     standard normal.  Sequence rows start from zero states (each peer's default); the
     cell row is called with a random state, ``cell(x, state)``, so that W_hh counts.
     Training computes the gradients of sum(y * dy) with respect to x and every parameter.
+    A ragged row passes its lengths to every peer: ours and the reference as `lengths`,
+    torch as a PackedSequence (packing and unpacking timed with it), ORT as
+    sequence_lens; torch_pad runs torch on the padded batch and masks y past each end.
     `threads`: ORT's intra-op threads (default: the last set_threads, else ORT's default).
     """
 
@@ -377,23 +482,36 @@ class Case:
         self.flops = flops(kind, shape, mode)
         rng = np.random.default_rng(seed)
         s = shape
-        cls = getattr(fr, kind.cell if s.is_cell else kind.layer)
-        self.module = cls(s.I, s.H, seed=seed)
-        self.weights = {_strip_layer(n): a for n, a in self.module.state_dict().items()}
+        self.lengths = s.lengths()
+        if s.is_cell:
+            self.module = getattr(fr, kind.cell)(s.I, s.H, seed=seed)
+        else:
+            self.module = getattr(fr, kind.layer)(s.I, s.H, num_layers=s.num_layers,
+                                                  bidirectional=s.bidirectional, seed=seed)
+        # Parameter names: the single-layer reference's keywords (weight_ih, ...) for the
+        # plain rows, torch's full names (weight_ih_l1_reverse, ...) for the others.
+        self._key = _strip_layer if s.is_plain else (lambda name: name)
+        self.weights = {self._key(n): a for n, a in self.module.state_dict().items()}
         lead = (s.B,) if s.is_cell else (s.T, s.B)
         self.x = rng.standard_normal(lead + (s.I,)).astype(np.float32)
-        self.dy = rng.standard_normal(lead + (s.H,)).astype(np.float32)
+        self.dy = rng.standard_normal(lead + (s.D * s.H,)).astype(np.float32)
         n_states = 2 if kind.has_c else 1
         if s.is_cell:
             self.states0 = tuple((0.5 * rng.standard_normal((s.B, s.H))).astype(np.float32)
                                  for _ in range(n_states))
-        else:
-            self.states0 = tuple(np.zeros((s.B, s.H), np.float32) for _ in range(n_states))
+        else:  # (B, H): the single-layer reference's; torch's layout for a stack
+            lead = (s.B,) if s.is_plain else (s.num_layers * s.D, s.B)
+            self.states0 = tuple(np.zeros(lead + (s.H,), np.float32) for _ in range(n_states))
+        #: peer -> result keys it cannot give (left out of its checks): torch_pad's c_n
+        #: is the state at step T, not at each sequence's end.
+        self.omits = {"torch_pad": ("c_n",)}
 
         self.peers = {"ours": self._ours, "reference": self._reference}
         self._torch_module = self._make_torch()
         if self._torch_module is not None:
             self.peers["torch"] = self._torch
+            if applies("torch_pad", s, mode):
+                self.peers["torch_pad"] = self._torch_pad
         self._ort_session = self._make_ort(threads if threads is not None else _threads)
         if self._ort_session is not None:
             self.peers["ort"] = self._ort
@@ -407,19 +525,33 @@ class Case:
         """The reference's results: the oracle every peer is checked against."""
         return self._reference()
 
-    def check(self, results: dict) -> float:
+    def _common(self, peer, want: dict) -> dict:
+        """`want` without the keys that `peer` cannot give (see omits)."""
+        left_out = self.omits.get(peer, ())
+        return {k: v for k, v in want.items() if k not in left_out}
+
+    def check(self, results: dict, peer: str = "ours") -> float:
         """Relative norm error of a peer's results against the reference's."""
-        return rel_error(results, self.expected)
+        return rel_error(results, self._common(peer, self.expected))
+
+    def check_vs(self, peer: str, results: dict, ours: dict) -> float:
+        """Relative norm error of a peer's results against ours."""
+        return rel_error(results, self._common(peer, ours))
 
     # -- helpers ---------------------------------------------------------------------
     def _named_state(self, state) -> dict:
-        """A peer's final state(s) as {'h_n': (B, H)[, 'c_n': (B, H)]} NumPy arrays."""
+        """A peer's final state(s) as {'h_n': (L*D, B, H)[, 'c_n': ...]} NumPy arrays
+        ((1, B, H) for one layer and one direction, and for the cell row)."""
         state = state if isinstance(state, (tuple, list)) else (state,)
-        return {k: _numpy(v).reshape(self.shape.B, self.shape.H)
+        return {k: _numpy(v).reshape(-1, self.shape.B, self.shape.H)
                 for k, v in zip(("h_n", "c_n"), state)}
 
     def _hx(self, states):
         return tuple(states) if self.kind.has_c else states[0]
+
+    def _grads(self, named) -> dict:
+        """(name, gradient) pairs as a dict under the reference's names."""
+        return {self._key(n): _numpy(g) for n, g in named}
 
     # -- ours --------------------------------------------------------------------------
     def _ours(self) -> dict:
@@ -427,22 +559,28 @@ class Case:
         if self.shape.is_cell:
             return self._named_state(m(self.x, self._hx(self.states0)))
         if self.mode == "inference":
-            y, state = m(self.x)
+            y, state = m(self.x, lengths=self.lengths)
             return {"y": y, **self._named_state(state)}
-        y, state, tape = m.forward(self.x, train=True)
+        y, state, tape = m.forward(self.x, lengths=self.lengths, train=True)
         dx, _, grads = m.backward(tape, self.dy)
-        return {"y": y, **self._named_state(state), "dx": dx,
-                **{_strip_layer(n): g for n, g in grads.items()}}
+        return {"y": y, **self._named_state(state), "dx": dx, **self._grads(grads.items())}
 
     # -- reference --------------------------------------------------------------------
     def _reference(self) -> dict:
-        k, w = self.kind, self.weights
-        if self.shape.is_cell:
+        k, w, s = self.kind, self.weights, self.shape
+        if s.is_cell:
             return self._named_state(k.ref_cell(self.x, *self.states0, **w))
-        y, *state, cache = k.ref_forward(self.x, *self.states0, **w)
+        if s.is_plain:
+            y, *state, cache = k.ref_forward(self.x, *self.states0, **w)
+        else:
+            y, h_n, c_n, cache = ref.stack_forward(
+                k.stack, self.x, None, w, num_layers=s.num_layers,
+                bidirectional=s.bidirectional, lengths=self.lengths)
+            state = (h_n, c_n) if k.has_c else (h_n,)
         out = {"y": y, **self._named_state(state)}
         if self.mode == "training":
-            g = k.ref_backward(cache, self.dy)
+            g = (k.ref_backward(cache, self.dy) if s.is_plain
+                 else ref.stack_backward(cache, self.dy))
             out["dx"] = g["dx"]
             out.update((n, g[n]) for n in w)
         return out
@@ -453,12 +591,34 @@ class Case:
         if torch is None:
             return None
         s = self.shape
-        m = getattr(torch.nn, self.kind.cell if s.is_cell else self.kind.layer)(s.I, s.H)
+        if s.is_cell:
+            m = getattr(torch.nn, self.kind.cell)(s.I, s.H)
+        else:
+            m = getattr(torch.nn, self.kind.layer)(s.I, s.H, num_layers=s.num_layers,
+                                                   bidirectional=s.bidirectional)
         m.load_state_dict({n: torch.from_numpy(a) for n, a in self.module.state_dict().items()})
         self._tx = torch.from_numpy(self.x)
         self._tdy = torch.from_numpy(self.dy)
         self._tstates = tuple(torch.from_numpy(a) for a in self.states0)
+        if self.lengths is not None:
+            self._tlengths = torch.from_numpy(self.lengths)  # int64 on the CPU, as pack wants
+            # torch_pad: y past each end set to zero, h_n read at each sequence's last step
+            mask = np.arange(s.T)[:, None] < self.lengths[None, :]
+            self._tmask = torch.from_numpy(mask[:, :, None].astype(np.float32))
+            self._tlast = torch.from_numpy(self.lengths - 1)
+            self._tbatch = torch.arange(s.B)
         return m
+
+    def _torch_run(self, x):
+        """torch's module on x (T, B, I): a PackedSequence in and out in a ragged row."""
+        torch, m = torch_or_none(), self._torch_module
+        if self.lengths is None:
+            return m(x)
+        rnn = torch.nn.utils.rnn
+        packed = rnn.pack_padded_sequence(x, self._tlengths, enforce_sorted=False)
+        out, state = m(packed)
+        y, _ = rnn.pad_packed_sequence(out, total_length=self.shape.T)
+        return y, state
 
     def _torch(self) -> dict:
         torch, m = torch_or_none(), self._torch_module
@@ -467,25 +627,55 @@ class Case:
                 return self._named_state(m(self._tx, self._hx(self._tstates)))
         if self.mode == "inference":
             with torch.inference_mode():
-                y, state = m(self._tx)
+                y, state = self._torch_run(self._tx)
             return {"y": _numpy(y), **self._named_state(state)}
         m.zero_grad(set_to_none=True)
         x = torch.from_numpy(self.x).requires_grad_()  # a fresh leaf per call
-        y, state = m(x)
+        y, state = self._torch_run(x)
         (y * self._tdy).sum().backward()
         return {"y": _numpy(y), **self._named_state(state), "dx": _numpy(x.grad),
-                **{_strip_layer(n): _numpy(p.grad) for n, p in m.named_parameters()}}
+                **self._grads((n, p.grad) for n, p in m.named_parameters())}
+
+    def _torch_pad(self) -> dict:
+        """torch on the padded batch, no packing: every sequence runs all T steps.  What a
+        user needs from it is y masked past each end and h at each sequence's last step
+        (c_n there is not in its outputs); the loss is sum(masked y * dy)."""
+        torch, m = torch_or_none(), self._torch_module
+        if self.mode == "inference":
+            with torch.inference_mode():
+                y, _ = m(self._tx)
+                h_n = y[self._tlast, self._tbatch]
+                y = y * self._tmask
+            return {"y": _numpy(y), **self._named_state(h_n)}
+        m.zero_grad(set_to_none=True)
+        x = torch.from_numpy(self.x).requires_grad_()
+        y, _ = m(x)
+        h_n = y[self._tlast, self._tbatch]
+        y = y * self._tmask
+        (y * self._tdy).sum().backward()
+        return {"y": _numpy(y), **self._named_state(h_n), "dx": _numpy(x.grad),
+                **self._grads((n, p.grad) for n, p in m.named_parameters())}
 
     # -- ONNX Runtime -------------------------------------------------------------------
     def _make_ort(self, threads):
-        """An ORT session of the ONNX operator with our weights (inference only).  The
-        cell row runs it for one step with the state as initial_h (/initial_c)."""
+        """An ORT session of the ONNX operator(s) with our weights (inference only).  The
+        cell row runs it for one step with the state as initial_h (/initial_c); a row of
+        several layers or directions gets fusedrnn.convert.to_onnx's weights, one
+        operator per layer; a ragged row passes its lengths as sequence_lens."""
         mods = ort_or_none()
         if mods is None or self.mode != "inference":
             return None
         ort = mods[1]
         s, cell = self.shape, self.shape.is_cell
-        model = onnx_model(self.kind, s.I, s.H, self.weights, with_state=cell, with_y=not cell)
+        if s.num_layers == 1 and not s.bidirectional:
+            weights = self.weights if s.is_plain else [onnx_weights(self.kind, {
+                _strip_layer(n): a for n, a in self.weights.items()})]
+        else:
+            from fusedrnn import convert  # noqa: PLC0415 -- only the stack rows need it
+            weights = [{k: v for k, v in w.items() if k in ("W", "R", "B")}
+                       for w in convert.to_onnx(self.module)]
+        model = onnx_model(self.kind, s.I, s.H, weights, with_state=cell, with_y=not cell,
+                           D=s.D, with_lengths=self.lengths is not None)
         so = ort.SessionOptions()
         if threads is not None:
             so.intra_op_num_threads = threads
@@ -500,6 +690,8 @@ class Case:
                                     providers=["CPUExecutionProvider"])
         x = self.x[None] if cell else self.x
         self._ort_feed = {"X": x}
+        if self.lengths is not None:
+            self._ort_feed["seq_lens"] = self.lengths.astype(np.int32)
         if cell:
             names = ("initial_h", "initial_c")
             self._ort_feed.update((n, a[None]) for n, a in zip(names, self.states0))
@@ -510,7 +702,9 @@ class Case:
         if self.shape.is_cell:
             return self._named_state(out)
         s = self.shape
-        return {"y": out[0].reshape(s.T, s.B, s.H), **self._named_state(out[1:])}
+        n = 2 if self.kind.has_c else 1  # Y_h (, Y_c) per layer, layer by layer
+        states = [np.concatenate(out[1 + i::n]) for i in range(n)]
+        return {"y": out[0].reshape(s.T, s.B, s.D * s.H), **self._named_state(states)}
 
 
 def _numpy(a):
@@ -601,8 +795,8 @@ def measure(case: Case, *, min_runs=3, max_runs=50, budget_s=2.0, ref_limit_s=No
             if ref_limit_s is not None and t > ref_limit_s:
                 times[peer].append(t)
                 once.add(peer)
-    errors = {peer: case.check(r) for peer, r in results.items()}
-    vs_ours = {peer: rel_error(r, results["ours"]) for peer, r in results.items()
+    errors = {peer: case.check(r, peer) for peer, r in results.items()}
+    vs_ours = {peer: case.check_vs(peer, r, results["ours"]) for peer, r in results.items()
                if peer not in ("ours", "reference")}
     active = [p for p in case.peers if p not in once]
     start, rounds = time.perf_counter(), 0
@@ -638,6 +832,8 @@ def to_json(m: Measurement, peak_gflops=None) -> dict:
     doc = {
         "kind": c.kind.name, "row": c.shape.name, "mode": c.mode,
         "T": c.shape.T, "B": c.shape.B, "I": c.shape.I, "H": c.shape.H,
+        "num_layers": c.shape.num_layers, "bidirectional": c.shape.bidirectional,
+        "lengths": None if c.lengths is None else c.lengths.tolist(),
         "flops": c.flops, "threads": m.threads, "gflops": gflops(m),
         "pct_peak": pct_peak(m, peak_gflops) if peak_gflops else None,
         "ok": m.ok(),
@@ -649,14 +845,17 @@ def to_json(m: Measurement, peak_gflops=None) -> dict:
             for p in c.peers
         },
     }
-    # Peers that are not in this line (not importable; ort in training) are null.
-    doc["missing_peers"] = [p for p in PEERS if p not in c.peers]
+    # Peers that have no line here (ort in training, torch_pad outside ragged rows) are
+    # left out; missing_peers: those that would, but are not importable.
+    doc["missing_peers"] = [p for p in PEERS
+                            if p not in c.peers and applies(p, c.shape, c.mode)]
     return doc
 
 
 # -------------------------------------------------------------------------------- table
 
-#: Shown for a peer that is not importable or has no such mode (ort: inference only).
+#: Shown for a peer that is not importable or has no such line (ort: inference only,
+#: tpad: ragged rows only).
 NONE = "\u2014"  # an em dash
 #: The time unit of the cell row.
 CELL_UNIT = "\u00b5s"
@@ -671,7 +870,8 @@ def set_ascii(ascii_only: bool) -> None:
 # (title, width) of each column; {u} is the time unit: ms for sequences, µs for cells.
 COLUMNS = (("kind", 4), ("row", 4), ("mode", 9), ("ours {u}", 9), ("GFLOP/s", 7),
            ("%peak", 5), ("ref {u}", 9), ("x ref", 6), ("torch {u}", 9), ("x torch", 7),
-           ("ort {u}", 9), ("x ort", 6), ("runs", 12), ("check", 9))
+           ("ort {u}", 9), ("x ort", 6), ("tpad {u}", 9), ("x tpad", 6), ("runs", 14),
+           ("check", 9))
 _LEFT = 3  # the first columns are left-aligned, the others right-aligned
 
 
@@ -714,7 +914,8 @@ def table_row(m: Measurement, peak_gflops: float) -> str:
     runs = "/".join(str(len(m.times[p])) if p in m.times else NONE for p in PEERS)
     values = [c.kind.name, c.shape.name, c.mode, _fixed(ours * scale), _fixed(gflops(m)),
               f"{pct_peak(m, peak_gflops):.1f}", t("reference"), x("reference"),
-              t("torch"), x("torch"), t("ort"), x("ort"), runs, check]
+              t("torch"), x("torch"), t("ort"), x("ort"), t("torch_pad"), x("torch_pad"),
+              runs, check]
     line = _join(values)
     # A peer that differs from ours: its times are suspect (or its conversion is wrong).
     return line + "".join(f" {OTHERS[p]}!" for p in bad)
@@ -740,7 +941,8 @@ def plot(results: list, path: str, title: str = "", scale: str = "log") -> None:
     fig, axes = plt.subplots(len(counts), 1, squeeze=False,
                              figsize=(min(24.0, max(7.0, 0.5 * len(labels) + 2)),
                                       3.6 * len(counts)))
-    colors = {"reference": "#999999", "torch": "#ee4c2c", "ort": "#2b6cb0"}
+    colors = {"reference": "#999999", "torch": "#ee4c2c", "ort": "#2b6cb0",
+              "torch_pad": "#f6ad55"}
     for ax, n in zip(axes[:, 0], counts):
         rows = {f"{r['kind']} {r['row']}\n{r['mode'][:5]}": r for r in results
                 if r["threads"]["ours"] == n}
