@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fusedrnn import reference as ref
+
 TINY = np.finfo(np.float64).tiny
 
 
@@ -20,3 +22,26 @@ def assert_close(a, b, tol, what=""):
     """rel_err(a, b) <= tol, with a message that names the quantity."""
     e = rel_err(a, b)
     assert e <= tol, f"{what}: relative error {e:.3e} > {tol:.1e}"
+
+
+def reference_run(cell, p):
+    """The float64 reference's outputs and gradients (padded layout) as flat dicts.
+
+    p: x, h0, c0, weights, biases, dy, dh_n, dc_n; optional lengths and weight_hr."""
+    w = (p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"])
+    L = p.get("lengths")
+    if cell == "lstm":
+        y, h_n, c_n, cache = ref.lstm_forward(p["x"], p["h0"], p["c0"], *w, lengths=L,
+                                              weight_hr=p.get("weight_hr"))
+        g = ref.lstm_backward(cache, p["dy"], p["dh_n"], p["dc_n"])
+        out = dict(y=y, h_n=h_n, c_n=c_n)
+    elif cell.startswith("gru"):
+        y, h_n, cache = ref.gru_forward(p["x"], p["h0"], *w, reset_after=cell == "gru",
+                                        lengths=L)
+        g = ref.gru_backward(cache, p["dy"], p["dh_n"])
+        out = dict(y=y, h_n=h_n)
+    else:
+        y, h_n, cache = ref.rnn_forward(p["x"], p["h0"], *w, nonlinearity=cell[4:], lengths=L)
+        g = ref.rnn_backward(cache, p["dy"], p["dh_n"])
+        out = dict(y=y, h_n=h_n)
+    return out, g

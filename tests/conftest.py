@@ -4,6 +4,10 @@
 the suite runs without it).  Missing torch skips those tests, except when the
 environment sets ``FUSEDRNN_REQUIRE_TORCH=1`` (CI: .ci/run), where it fails them.
 
+``isa``: runs a test once per ISA this CPU can run (the kernels of weights packed
+inside the test); modules opt in with ``pytestmark = pytest.mark.usefixtures("isa")``.
+``restore_threads``: puts fusedrnn's thread count back after the test.
+
 ``onnxruntime``: ONNX Runtime (with ``onnx``, which builds the benchmark's models), for
 the benchmark's ORT peer; the same rule: skipped when missing, a failure under
 ``FUSEDRNN_REQUIRE_TORCH=1`` (CI installs both through the ``test`` extra).
@@ -14,6 +18,8 @@ from __future__ import annotations
 import os
 
 import pytest
+
+import fusedrnn
 
 REQUIRE_TORCH_ENV = "FUSEDRNN_REQUIRE_TORCH"
 
@@ -54,3 +60,18 @@ def import_onnxruntime():
 @pytest.fixture(scope="session")
 def onnxruntime():
     return import_onnxruntime()
+
+
+@pytest.fixture(params=fusedrnn.cpu_info()["available"])
+def isa(request):
+    before = fusedrnn.cpu_info()["isa"]
+    fusedrnn._core._use_isa(request.param)
+    yield request.param
+    fusedrnn._core._use_isa(before)
+
+
+@pytest.fixture
+def restore_threads():
+    before = fusedrnn.get_num_threads()
+    yield
+    fusedrnn.set_num_threads(before)

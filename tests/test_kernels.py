@@ -15,21 +15,14 @@ import numpy as np
 import pytest
 
 import fusedrnn
-from _util import rel_err
+from _util import reference_run, rel_err
 from fusedrnn import functional as F
-from fusedrnn import reference as ref
 
 CELLS = ["lstm", "gru", "gru_reset_before", "rnn_tanh", "rnn_relu"]
-ISAS = fusedrnn.cpu_info()["available"]
 
 
-@pytest.fixture(params=ISAS, autouse=True)
-def isa(request):
-    """Runs the test with this ISA's kernels (weights packed inside the test use them)."""
-    before = fusedrnn.cpu_info()["isa"]
-    fusedrnn._core._use_isa(request.param)
-    yield request.param
-    fusedrnn._core._use_isa(before)
+# Every test runs once per ISA this CPU can run (conftest.py).
+pytestmark = pytest.mark.usefixtures("isa")
 HS = [1, 7, 8, 9, 16, 17, 31, 32, 33, 100]
 BS = [1, 3, 8]
 TS = [1, 2, 17]
@@ -55,24 +48,6 @@ def make_problem(cell, T, B, I, H, bias, seed):
         dc_n=rng.standard_normal((B, H)) if cell == "lstm" else None,
     )
     return p
-
-
-def reference_run(cell, p):
-    """Forward outputs and gradients of the float64 reference as flat dicts."""
-    w = (p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"])
-    if cell == "lstm":
-        y, h_n, c_n, cache = ref.lstm_forward(p["x"], p["h0"], p["c0"], *w)
-        g = ref.lstm_backward(cache, p["dy"], p["dh_n"], p["dc_n"])
-        out = dict(y=y, h_n=h_n, c_n=c_n)
-    elif cell.startswith("gru"):
-        y, h_n, cache = ref.gru_forward(p["x"], p["h0"], *w, reset_after=cell == "gru")
-        g = ref.gru_backward(cache, p["dy"], p["dh_n"])
-        out = dict(y=y, h_n=h_n)
-    else:
-        y, h_n, cache = ref.rnn_forward(p["x"], p["h0"], *w, nonlinearity=cell[4:])
-        g = ref.rnn_backward(cache, p["dy"], p["dh_n"])
-        out = dict(y=y, h_n=h_n)
-    return out, g
 
 
 def kernel_run(cell, p, dtype):

@@ -21,30 +21,16 @@ import numpy as np
 import pytest
 
 import fusedrnn
-from _util import rel_err
+from _util import reference_run, rel_err
 from fusedrnn import functional as F
-from fusedrnn import reference as ref
 
 CELLS = ["lstm", "gru", "gru_reset_before", "rnn_tanh", "rnn_relu"]
-ISAS = fusedrnn.cpu_info()["available"]
 TOL = {np.float32: (1e-5, 1e-4), np.float64: (1e-12, 1e-12)}
 DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 
 
-@pytest.fixture(params=ISAS, autouse=True)
-def isa(request):
-    """Runs the test with this ISA's kernels (weights packed inside the test use them)."""
-    before = fusedrnn.cpu_info()["isa"]
-    fusedrnn._core._use_isa(request.param)
-    yield request.param
-    fusedrnn._core._use_isa(before)
-
-
-@pytest.fixture
-def restore_threads():
-    before = fusedrnn.get_num_threads()
-    yield
-    fusedrnn.set_num_threads(before)
+# Every test runs once per ISA this CPU can run (conftest.py).
+pytestmark = pytest.mark.usefixtures("isa")
 
 
 # ----------------------------------------------------------------------------- layouts
@@ -121,27 +107,6 @@ def rounded(p, dtype):
     exactly the numbers the kernels see."""
     return {k: (v if v is None or k == "lengths" else v.astype(dtype).astype(np.float64))
             for k, v in p.items()}
-
-
-def reference_run(cell, p):
-    """The float64 reference's outputs and gradients (padded layout) as flat dicts."""
-    w = (p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"])
-    L = p["lengths"]
-    if cell == "lstm":
-        y, h_n, c_n, cache = ref.lstm_forward(p["x"], p["h0"], p["c0"], *w, lengths=L,
-                                              weight_hr=p["weight_hr"])
-        g = ref.lstm_backward(cache, p["dy"], p["dh_n"], p["dc_n"])
-        out = dict(y=y, h_n=h_n, c_n=c_n)
-    elif cell.startswith("gru"):
-        y, h_n, cache = ref.gru_forward(p["x"], p["h0"], *w, reset_after=cell == "gru",
-                                        lengths=L)
-        g = ref.gru_backward(cache, p["dy"], p["dh_n"])
-        out = dict(y=y, h_n=h_n)
-    else:
-        y, h_n, cache = ref.rnn_forward(p["x"], p["h0"], *w, nonlinearity=cell[4:], lengths=L)
-        g = ref.rnn_backward(cache, p["dy"], p["dh_n"])
-        out = dict(y=y, h_n=h_n)
-    return out, g
 
 
 def pack_weights(cell, p, dtype):

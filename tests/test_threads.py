@@ -14,13 +14,6 @@ import pytest
 import fusedrnn
 
 
-@pytest.fixture
-def restore_threads():
-    before = fusedrnn.get_num_threads()
-    yield
-    fusedrnn.set_num_threads(before)
-
-
 def test_default_is_the_cpus_this_process_may_use():
     # Checked in a fresh process: other tests change the setting.
     import subprocess
