@@ -7,6 +7,7 @@ against.  See README.md.
 
 from . import _core, convert, functional, reference
 from .layers import GRU, LSTM, RNN, GRUCell, IncompatibleKeys, LSTMCell, RNNCell, Tape
+from .utils import clip_grad_norm
 
 __version__ = "0.1.0"
 
@@ -19,6 +20,7 @@ __all__ = [
     "RNNCell",
     "Tape",
     "IncompatibleKeys",
+    "clip_grad_norm",
     "cpu_info",
     "set_num_threads",
     "get_num_threads",
