@@ -427,9 +427,6 @@ def test_load_state_dict_while_calling_uses_old_or_new_weights():
         assert np.array_equal(y, y_old) or np.array_equal(y, y_new)
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: _Module._weights() can store a packed copy "
-                   "of the old weights after a concurrent load_state_dict reset self._packed; "
-                   "later calls then silently use stale (or mixed) weights")
 def test_load_state_dict_during_packing_is_not_lost(monkeypatch):
     """The interleaving is forced: while call A packs the first layer-direction,
     thread B runs load_state_dict.  Afterwards the layer must run the new weights."""

@@ -119,7 +119,7 @@ class _Module:
                 f.flags.writeable = False
             frozen[n] = f
         self._params = frozen
-        self._packed = None  # packed lazily, once per weight version
+        self._packed = None  # (params, packed copies): packed lazily, once per weight version
 
     def __getattr__(self, name):
         params = self.__dict__.get("_params")
@@ -163,16 +163,24 @@ class _Module:
         return IncompatibleKeys(missing, unexpected)
 
     def _weights(self):
-        """The packed weights of every layer-direction, in torch's order."""
-        if self._packed is None:
-            packed = []
-            for g in self._groups:
-                p = {role: self._params[name] for role, name in g.items()}
-                packed.append(pack(self._cell, p["weight_ih"], p["weight_hh"], p.get("bias_ih"),
-                                   p.get("bias_hh"), weight_hr=p.get("weight_hr"),
-                                   one_step=self._one_step))
-            self._packed = packed
-        return self._packed
+        """The packed weights of every layer-direction, in torch's order.
+
+        The cache is the pair (parameters, packed copy): it serves only the parameter
+        dict it was packed from, so a load_state_dict in another thread while this one
+        packs can never leave a stale or mixed packed copy behind (the pair is one
+        attribute, replaced in one step)."""
+        cached = self._packed
+        params = self._params
+        if cached is not None and cached[0] is params:
+            return cached[1]
+        packed = []
+        for g in self._groups:
+            p = {role: params[name] for role, name in g.items()}
+            packed.append(pack(self._cell, p["weight_ih"], p["weight_hh"], p.get("bias_ih"),
+                               p.get("bias_hh"), weight_hr=p.get("weight_hr"),
+                               one_step=self._one_step))
+        self._packed = (params, packed)
+        return packed
 
     # -- shared argument handling ------------------------------------------------------
     def _state_arrays(self, value, arg, parts, shapes, optional):
@@ -598,9 +606,9 @@ class _CellBase(_Module):
         # The per-step fast path: batched C-contiguous arrays of this dtype and shape go
         # straight to the kernel (_core.cell_call returns None for anything else, which
         # then takes the general path: conversions and worded errors).
-        packed = self._packed
-        if packed is not None:
-            out = _core.cell_call(packed[0], x, hx)
+        cached = self._packed
+        if cached is not None and cached[0] is self._params:
+            out = _core.cell_call(cached[1][0], x, hx)
             if out is not None:
                 return out
         state, _ = self.forward(x, hx, train=False)
