@@ -13,7 +13,7 @@ lists) and dtype (float16/32/64, int, bool, complex, object); one argument at a 
 corrupted (shape, dtype, type, None parts, bad lengths, foreign or reused tapes).
 
 Runs are reproducible (``derandomize=True``) with a small number of examples per test
-(FUSEDRNN_FUZZ_EXAMPLES, default 30: the file takes well under a minute).  Setting the
+(FUSEDRNN_FUZZ_EXAMPLES, default 40: the file takes well under a minute).  Setting the
 variable gives a longer, randomized run::
 
     FUSEDRNN_FUZZ_EXAMPLES=2000 python -m pytest tests/test_fuzz.py
@@ -41,7 +41,7 @@ from fusedrnn import reference as ref  # noqa: E402
 from _util import rel_err  # noqa: E402
 
 _ENV = os.environ.get("FUSEDRNN_FUZZ_EXAMPLES")
-EXAMPLES = int(_ENV) if _ENV else 30
+EXAMPLES = int(_ENV) if _ENV else 40
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -817,7 +817,7 @@ def test_fuzz_load_state_dict(data):
 # overcommitted pages get touched).  G*H*I elements for a huge input_size, G*H*H for a
 # huge hidden_size.
 HUGE_I = st.sampled_from([2**41, 2**48, 2**62, 2**63 - 1])
-HUGE_H = st.sampled_from([2**21, 2**24, 2**31, 2**32 + 1, 2**40, 2**62, 2**63 - 1])
+HUGE_H = st.sampled_from([2**41, 2**48, 2**62, 2**63 - 1])
 
 
 @FUZZ
