@@ -18,8 +18,9 @@ variable gives a longer, randomized run::
 
     FUSEDRNN_FUZZ_EXAMPLES=2000 python -m pytest tests/test_fuzz.py
 
-Known failures found by this fuzzer are pinned by deterministic ``xfail(strict=True)``
-regression tests at the end of the file.
+What this fuzzer found (huge sizes whose errors did not name the argument; 0-d x and
+hx accepted by cells when a size is 1) is fixed and pinned by deterministic regression
+tests at the end of the file.
 """
 
 from __future__ import annotations
@@ -463,9 +464,8 @@ def test_fuzz_cell(data):
     if corrupt == "x_dtype":
         x, fwd_bad = np.asarray(x).astype(d(st.sampled_from(BAD_DTYPES))), "x"
     elif corrupt == "x_shape":
-        # () only for I > 1: a 0-d x is taken as (1,) (see the xfail test below)
         x = np.zeros(d(st.sampled_from([(B, I + 1), (I + 2,), (1, B, I), (B, 0)]
-                                       + ([()] if I > 1 else []))), dtype)
+                                       + [()])), dtype)
         fwd_bad = "x"
     elif corrupt == "x_B0":
         x, hx, fwd_bad = np.zeros((0, I), dtype), None, "x"
@@ -826,7 +826,7 @@ HUGE_H = st.sampled_from([2**41, 2**48, 2**62, 2**63 - 1])
 @given(data=st.data())
 def test_fuzz_huge_sizes_at_construction(data):
     """Sizes whose parameters cannot be allocated: MemoryError or ValueError, never a
-    crash or a hang.  (That the message names the argument is pinned by the xfail
+    crash or a hang.  (That the message names the argument is pinned by the
     regression tests below.)"""
     d = data.draw
     which = d(st.sampled_from(["input_size", "hidden_size", "both"]))
@@ -862,38 +862,27 @@ def test_fuzz_huge_inputs(data):
 
 
 # ------------------------------------------------ regression tests for the findings
-@pytest.mark.xfail(strict=True, reason="huge hidden_size: numpy's MemoryError 'Unable to "
-                   "allocate ...' from the initialisation does not name hidden_size")
 def test_huge_hidden_size_message_names_argument():
     with pytest.raises((MemoryError, ValueError), match=r"hidden_size"):
         fr.LSTM(4, 2**40)
 
 
-@pytest.mark.xfail(strict=True, reason="hidden_size=2**62: numpy's ValueError 'Maximum "
-                   "allowed dimension exceeded' does not name hidden_size")
 def test_overflowing_hidden_size_message_names_argument():
     with pytest.raises((MemoryError, ValueError), match=r"hidden_size"):
         fr.GRUCell(4, 2**62)
 
 
-@pytest.mark.xfail(strict=True, reason="huge input_size: numpy's MemoryError does not name "
-                   "input_size")
 def test_huge_input_size_message_names_argument():
     with pytest.raises((MemoryError, ValueError), match=r"input_size"):
         fr.RNN(2**40, 2)
 
 
-@pytest.mark.xfail(strict=True, reason="x too large to convert (a broadcast view): numpy's "
-                   "MemoryError from the contiguous copy does not name x")
 def test_huge_x_message_names_argument():
     x = np.broadcast_to(np.zeros(1, np.float32), (2**20, 2**20, 1))
     with pytest.raises((MemoryError, ValueError), match=r"^x\b"):
         fr.RNN(1, 2)(x)
 
 
-@pytest.mark.xfail(strict=True, reason="cells take a 0-d x as shape (1,) when input_size "
-                   "== 1 (np.ascontiguousarray makes 0-d arrays 1-d): a silently accepted "
-                   "shape that is neither (B, input_size) nor (input_size,)")
 @pytest.mark.parametrize("call", ["call", "forward"])
 def test_cell_rejects_0d_x(call):
     m = fr.GRUCell(1, 3, seed=0)
@@ -902,8 +891,6 @@ def test_cell_rejects_0d_x(call):
         m(x) if call == "call" else m.forward(x)
 
 
-@pytest.mark.xfail(strict=True, reason="cells take a 0-d hx as shape (1,) when hidden_size "
-                   "== 1 (np.ascontiguousarray makes 0-d arrays 1-d)")
 def test_cell_rejects_0d_hx():
     m = fr.RNNCell(2, 1, seed=0)
     with pytest.raises(ValueError, match=r"^hx\b"):

@@ -65,9 +65,15 @@ def as_array(value, name: str, dtype: np.dtype, *, copy: bool = False, exact: bo
         raise TypeError(
             f"{name}: expected dtype {dtype} (or one that converts to it exactly), got {a.dtype}"
         )
-    if copy:
-        return np.array(a, dtype=dtype, order="C", copy=True)
-    return np.ascontiguousarray(a, dtype=dtype)
+    try:
+        if copy:
+            return np.array(a, dtype=dtype, order="C", copy=True)
+        # np.asarray keeps a 0-d array 0-d (np.ascontiguousarray would make it (1,) and
+        # let a wrong shape through when a size is 1).
+        return np.asarray(a, dtype=dtype, order="C")
+    except MemoryError as e:  # e.g. a huge broadcast view that needs a contiguous copy
+        raise MemoryError(f"{name}: a contiguous {dtype} copy of shape {a.shape} does not fit "
+                          "in memory") from e
 
 
 def expect_shape(a: np.ndarray, name: str, shape: tuple) -> None:

@@ -96,7 +96,14 @@ class _Module:
         # torch's default initialisation: every parameter uniform in +-1/sqrt(hidden_size).
         rng = np.random.default_rng(seed)
         k = 1.0 / math.sqrt(H)
-        params = {n: rng.uniform(-k, k, s).astype(self.dtype) for n, s in self._shapes.items()}
+        try:
+            params = {n: rng.uniform(-k, k, s).astype(self.dtype)
+                      for n, s in self._shapes.items()}
+        except (MemoryError, ValueError) as e:  # sizes whose parameters cannot exist
+            n = sum(math.prod(s) for s in self._shapes.values())
+            raise MemoryError(f"input_size, hidden_size: {type(self).__name__}({input_size}, "
+                              f"{hidden_size}) needs {n} parameters, more than fit in "
+                              "memory") from e
         self._set_params(params)
         return rng
 
