@@ -54,6 +54,7 @@ unset FUSEDRNN_REQUIRE_TORCH FUSEDRNN_ISA
 "$PY" -c 'import fusedrnn, sys; assert fusedrnn._core.__file__.startswith(sys.argv[1]), fusedrnn._core.__file__' "$pkg"
 isas=$("$PY" -c 'import fusedrnn; print(*fusedrnn.cpu_info()["available"])')
 
+# --capture=sys: pytest must not capture fd 2, or an aborting sanitizer report is lost.
 # The subset: sizes on both sides of the SIMD widths (H 7/9/17/33/100 with B 1/3, I
 # rotating through 1/5/16/33), every cell kind and dtype, the packed-rows and
 # projection kernels, thread teams (bit-identical results, fork, concurrent callers),
@@ -74,10 +75,10 @@ status=0
 for isa in $isas; do
   echo "== sanitize.sh: ASan+UBSan, FUSEDRNN_ISA=$isa"
   export FUSEDRNN_ISA=$isa
-  "$PY" -m pytest -q -p no:cacheprovider --maxfail=1 -x \
+  "$PY" -m pytest -q -p no:cacheprovider --capture=sys --maxfail=1 -x \
       "$root/tests/test_kernels.py" "$root/tests/test_kernels_rows.py" \
       -k "$isa and ($kernel_k or $rows_k)" || { status=1; break; }
-  "$PY" -m pytest -q -p no:cacheprovider --maxfail=1 -x \
+  "$PY" -m pytest -q -p no:cacheprovider --capture=sys --maxfail=1 -x \
       "$root/tests/test_threads.py" "$root/tests/test_errors.py" \
       "$root/tests/test_layer_options.py" -k "not torch and not onnx" || { status=1; break; }
 done
