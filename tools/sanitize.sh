@@ -8,7 +8,7 @@
 # into a temporary copy of python/fusedrnn; the checkout's own _core*.so is never touched.
 # Exits nonzero on any sanitizer report (ASan aborts; UBSan halts via halt_on_error and
 # -fno-sanitize-recover=undefined) or any failing test.  On 2 cores: the first build
-# about 8-9 minutes (three instrumented kernel translation units), later incremental
+# 5-9 minutes (three instrumented kernel translation units), later incremental
 # builds seconds; the tests about 35 s for two ISAs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
