@@ -15,10 +15,16 @@ import numpy as np
 import pytest
 
 import fusedrnn
+from _problems import (
+    CELLS,
+    TOL,
+    check_against_reference,
+    kernel_run,
+    make_problem,
+    rounded,
+)
 from _util import reference_run, rel_err
 from fusedrnn import functional as F
-
-CELLS = ["lstm", "gru", "gru_reset_before", "rnn_tanh", "rnn_relu"]
 
 
 # Every test runs once per ISA this CPU can run (conftest.py).
@@ -27,72 +33,16 @@ HS = [1, 7, 8, 9, 16, 17, 31, 32, 33, 100]
 BS = [1, 3, 8]
 TS = [1, 2, 17]
 INPUTS = [1, 5, 16, 33]  # input sizes, rotated through the grid so I hits tails too
-TOL = {np.float32: (1e-5, 1e-4), np.float64: (1e-12, 1e-12)}
 
 
-def make_problem(cell, T, B, I, H, bias, seed):
-    """Random weights (torch's init range), inputs, states and output gradients, float64."""
-    rng = np.random.default_rng(seed)
-    G = F.CELLS[cell]
-    k = 1 / np.sqrt(H)
-    p = dict(
-        weight_ih=rng.uniform(-k, k, (G * H, I)),
-        weight_hh=rng.uniform(-k, k, (G * H, H)),
-        bias_ih=rng.uniform(-k, k, G * H) if bias else None,
-        bias_hh=rng.uniform(-k, k, G * H) if bias else None,
-        x=rng.standard_normal((T, B, I)),
-        h0=rng.standard_normal((B, H)) * 0.5,
-        c0=rng.standard_normal((B, H)) * 0.5 if cell == "lstm" else None,
-        dy=rng.standard_normal((T, B, H)),
-        dh_n=rng.standard_normal((B, H)),
-        dc_n=rng.standard_normal((B, H)) if cell == "lstm" else None,
-    )
-    return p
+def check(cell, T, B, I, H, bias, dtype, seed):
+    """The padded call (every sequence of length T) against the reference."""
+    p = make_problem(cell, T, B, I, H, bias, seed, lengths=False)
+    check_against_reference(cell, p, dtype, packed_rows=False)
 
 
-def kernel_run(cell, p, dtype):
-    def c(a):
-        return None if a is None else np.ascontiguousarray(a, dtype)
-
-    packed = F.pack(cell, c(p["weight_ih"]), c(p["weight_hh"]), c(p["bias_ih"]), c(p["bias_hh"]))
-    y, h_n, c_n, ws = F.sequence_forward(packed, c(p["x"]), c(p["h0"]), c(p["c0"]), train=True)
-    yi, h_ni, c_ni, ws_i = F.sequence_forward(packed, c(p["x"]), c(p["h0"]), c(p["c0"]))
-    # Inference and training forwards share the arithmetic: bit-identical outputs.
-    assert ws_i is None
-    np.testing.assert_array_equal(yi, y)
-    np.testing.assert_array_equal(h_ni, h_n)
-    if cell == "lstm":
-        np.testing.assert_array_equal(c_ni, c_n)
-    g = F.sequence_backward(packed, c(p["x"]), ws, c(p["dy"]), c(p["dh_n"]), c(p["dc_n"]))
-    out = dict(y=y, h_n=h_n)
-    if cell == "lstm":
-        out["c_n"] = c_n
-    for v in list(out.values()) + list(g.values()):
-        assert v.dtype == dtype
-    return out, g
-
-
-def check_against_reference(cell, T, B, I, H, bias, dtype, seed):
-    p = make_problem(cell, T, B, I, H, bias, seed)
-    if dtype == np.float32:
-        # Compare like with like: the reference sees the float32-rounded problem.
-        p = {k: (None if v is None else v.astype(np.float32).astype(np.float64))
-             for k, v in p.items()}
-    ref_out, ref_g = reference_run(cell, p)
-    out, g = kernel_run(cell, p, dtype)
-    tol_fwd, tol_grad = TOL[dtype]
-    # A result that cancels to almost zero (at H = B = 1 a single output can) is only
-    # accurate to the scale of its terms, so for float32 the denominator is floored at
-    # 0.01 per element, well below the typical |y| ~ 0.1 to 1 of these problems.
-    floor = 1e-2 if dtype == np.float32 else 0.0
-    for k in ref_out:
-        e = rel_err(out[k], ref_out[k], floor)
-        assert e <= tol_fwd, (k, e)
-    assert set(g) == set(ref_g), (sorted(g), sorted(ref_g))
-    for k in ref_g:
-        assert g[k].shape == ref_g[k].shape, k
-        e = rel_err(g[k], ref_g[k], floor)
-        assert e <= tol_grad, (k, e)
+def run(cell, p, dtype):
+    return kernel_run(cell, p, dtype, packed_rows=False)
 
 
 GRID = list(itertools.product(TS, BS, HS))
@@ -105,7 +55,7 @@ def test_kernel_matches_reference(cell, T, B, H, dtype):
     i = GRID.index((T, B, H))
     I = INPUTS[i % len(INPUTS)]
     bias = i % 5 != 4  # every fifth size runs without biases
-    check_against_reference(cell, T, B, I, H, bias, dtype, seed=i)
+    check(cell, T, B, I, H, bias, dtype, seed=i)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
@@ -113,14 +63,14 @@ def test_kernel_matches_reference(cell, T, B, H, dtype):
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
 def test_kernel_longer_sequence(cell, bias, dtype):
     """T = 100 (the longest of DESIGN §3's tolerance statement), H across a tile edge."""
-    check_against_reference(cell, 100, 4, 24, 33, bias, dtype, seed=7)
+    check(cell, 100, 4, 24, 33, bias, dtype, seed=7)
 
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_kernels_are_deterministic(cell):
-    p = make_problem(cell, 9, 3, 5, 17, True, seed=3)
-    a_out, a_g = kernel_run(cell, p, np.float32)
-    b_out, b_g = kernel_run(cell, p, np.float32)
+    p = make_problem(cell, 9, 3, 5, 17, True, seed=3, lengths=False)
+    a_out, a_g = run(cell, p, np.float32)
+    b_out, b_g = run(cell, p, np.float32)
     for k in a_out:
         np.testing.assert_array_equal(a_out[k], b_out[k])
     for k in a_g:
@@ -128,7 +78,7 @@ def test_kernels_are_deterministic(cell):
 
 
 def test_optional_state_gradients_default_to_zero():
-    p = make_problem("lstm", 4, 2, 3, 5, True, seed=1)
+    p = make_problem("lstm", 4, 2, 3, 5, True, seed=1, lengths=False)
     c = lambda a: np.ascontiguousarray(a, np.float64)  # noqa: E731
     packed = F.pack("lstm", c(p["weight_ih"]), c(p["weight_hh"]), c(p["bias_ih"]), c(p["bias_hh"]))
     _, _, _, ws = F.sequence_forward(packed, c(p["x"]), c(p["h0"]), c(p["c0"]), train=True)
@@ -156,10 +106,10 @@ def test_workspace_size_formula(cell):
 def test_saturated_gates_stay_finite():
     """Pre-activations of +-1e4 saturate exactly: no NaN or inf anywhere."""
     for cell in CELLS:
-        p = make_problem(cell, 3, 2, 4, 9, True, seed=5)
+        p = make_problem(cell, 3, 2, 4, 9, True, seed=5, lengths=False)
         p["x"] = p["x"] * 1e4
         for dtype in (np.float32, np.float64):
-            out, g = kernel_run(cell, p, dtype)
+            out, g = run(cell, p, dtype)
             for k, v in list(out.items()) + list(g.items()):
                 assert np.all(np.isfinite(v)), (cell, dtype, k)
             if cell != "rnn_relu":
@@ -177,8 +127,8 @@ def test_one_step_kernel_matches_reference(cell, H, B, dtype):
     """The cells' one-step kernel (both products on one register tile)."""
     i = STEP_GRID.index((H, B))
     I = [1, 5, 16, 33, 40][i % 5]
-    p = make_problem(cell, 1, B, I, H, i % 4 != 3, seed=100 + i)
-    p = {k: (None if v is None else v.astype(dtype).astype(np.float64)) for k, v in p.items()}
+    p = make_problem(cell, 1, B, I, H, i % 4 != 3, seed=100 + i, lengths=False)
+    p = rounded(p, dtype)
     ref_out, _ = reference_run(cell, p)
 
     def c(a):
@@ -199,7 +149,7 @@ def test_one_step_kernel_matches_reference(cell, H, B, dtype):
 
 
 def test_gru_reset_before_has_no_one_step_kernel():
-    p = make_problem("gru_reset_before", 1, 2, 3, 4, True, seed=0)
+    p = make_problem("gru_reset_before", 1, 2, 3, 4, True, seed=0, lengths=False)
     c = lambda a: np.ascontiguousarray(a, np.float32)  # noqa: E731
     packed = F.pack("gru_reset_before", c(p["weight_ih"]), c(p["weight_hh"]), one_step=True)
     assert not packed.one_step
@@ -208,18 +158,14 @@ def test_gru_reset_before_has_no_one_step_kernel():
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_results_bit_identical_across_thread_counts(cell):
+def test_results_bit_identical_across_thread_counts(cell, restore_threads):
     """Work is split by whole tiles and every sum has a fixed order (issue: determinism)."""
     # Big enough that the kernels do split the work at 2 and 3 threads.
-    p = make_problem(cell, 5, 8, 40, 96, True, seed=11)
-    before = fusedrnn.get_num_threads()
+    p = make_problem(cell, 5, 8, 40, 96, True, seed=11, lengths=False)
     results = []
-    try:
-        for n in (1, 2, 3):
-            fusedrnn.set_num_threads(n)
-            results.append(kernel_run(cell, p, np.float32))
-    finally:
-        fusedrnn.set_num_threads(before)
+    for n in (1, 2, 3):
+        fusedrnn.set_num_threads(n)
+        results.append(run(cell, p, np.float32))
     for out, g in results[1:]:
         for k in out:
             np.testing.assert_array_equal(out[k], results[0][0][k], err_msg=k)
@@ -233,4 +179,4 @@ def test_results_bit_identical_across_thread_counts(cell):
 def test_kernel_with_strip_packed_operands(cell, H, dtype):
     """Sizes where the kernels copy the per-step A operands into MR-row strips (row
     strides that are multiples of 2 KB), with a partial last strip (B = 5)."""
-    check_against_reference(cell, 3, 5, 7, H, True, dtype, seed=H)
+    check(cell, 3, 5, 7, H, True, dtype, seed=H)
