@@ -22,11 +22,11 @@ CHECK = textwrap.dedent(
     import numpy as np
     import fusedrnn
     sys.path.insert(0, {tests!r})
-    from test_kernels import CELLS, check_against_reference
+    from test_kernels import CELLS, check
     for cell in CELLS:
         for dtype in (np.float32, np.float64):
             for (T, B, I, H) in [(3, 1, 5, 7), (17, 3, 16, 33), (2, 8, 1, 100)]:
-                check_against_reference(cell, T, B, I, H, True, dtype, seed=H)
+                check(cell, T, B, I, H, True, dtype, seed=H)
     print(json.dumps(fusedrnn.cpu_info()))
     """
 )
