@@ -241,10 +241,11 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
         ctx.barrier();
       }
       const int64_t M = bs[t];  // rows still running
-      const T* h_prev =
-          train ? ws_h + prev_row(d, t) * H : (t == 0 ? h0 : y + off[t - 1] * H);
+      // Rows of the state regions holding this step's input and output states.
+      const int64_t r_prev = prev_row(d, t), r_out = out_row(d, t);
+      const T* h_prev = train ? ws_h + r_prev * H : (t == 0 ? h0 : y + off[t - 1] * H);
       T* yt = y + off[t] * H;
-      T* h_save = train ? ws_h + out_row(d, t) * H : nullptr;
+      T* h_save = train ? ws_h + r_out * H : nullptr;
       T* gxt = gx + (blocked ? off[t] - gx_row0 : off[t]) * GH;
       if (pack_h && p0 < p1) pack_strips<T, MR>(M, H, h_prev, hs);
       // A of the tile whose first row is m0, from column k0.
@@ -262,9 +263,9 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
             const int n = static_cast<int>(std::min<int64_t>(W, H - u));
             if (n <= 0) break;
             if constexpr (C == Cell::lstm) {
-              T* c_prev = train ? c_buf + prev_row(d, t) * H : c_buf;
-              T* c_out = train ? c_buf + out_row(d, t) * H : c_buf;
-              lstm_fwd_tile<V>(acc, H, u, n, gxb, c_prev + b * H, c_out + b * H, yt + b * H,
+              T* c_prev = c_buf + ((train ? r_prev : 0) + b) * H;
+              T* c_out = c_buf + ((train ? r_out : 0) + b) * H;
+              lstm_fwd_tile<V>(acc, H, u, n, gxb, c_prev, c_out, yt + b * H,
                                h_save ? h_save + b * H : nullptr, train ? gxb : nullptr);
             } else if constexpr (C == Cell::gru) {
               gru_fwd_tile<V>(acc, H, u, n, gxb, w.bias_hn.data(), h_prev + b * H, yt + b * H,
@@ -549,6 +550,8 @@ void backward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* ws,
     // t = -1 is the last product alone: dh0.
     for (int64_t t = T_ - 1; t >= -1; --t) {
       const int64_t mt = t >= 0 ? bs[t] : B, na = bs[t + 1];
+      // Rows of the state regions holding step t's input and output states.
+      const int64_t r_prev = t >= 0 ? prev_row(d, t) : 0, r_out = t >= 0 ? out_row(d, t) : 0;
       const T* A = dgh + off[t + 1] * GH;
       if (na > 0 && pack_a && q0 < q1) pack_strips<T, MR>(na, GH, A, as);
       auto a_of = [&](int64_t m0) { return pack_a ? as + (m0 / MR) * GH * MR : A + m0 * GH; };
@@ -572,15 +575,14 @@ void backward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* ws,
             T* dgb = dgi.data() + row * GH;
             const T* gates = ws_gates + row * GH;
             if constexpr (C == Cell::lstm) {
-              lstm_bwd_tile<V>(dh, H, u, n, gates, ws_aux + (out_row(d, t) + b) * H,
-                               ws_aux + (prev_row(d, t) + b) * H, dc.data() + b * H, dgb);
+              lstm_bwd_tile<V>(dh, H, u, n, gates, ws_aux + (r_out + b) * H,
+                               ws_aux + (r_prev + b) * H, dc.data() + b * H, dgb);
             } else if constexpr (C == Cell::gru) {
               gru_bwd_tile<V>(dh, H, u, n, gates, ws_aux + row * H,
-                              ws_h + (prev_row(d, t) + b) * H, dgb, dgh + row * GH,
+                              ws_h + (r_prev + b) * H, dgb, dgh + row * GH,
                               direct.data() + b * H);
             } else {
-              rnn_bwd_tile<C == Cell::rnn_relu, V>(dh, u, n, ws_h + (out_row(d, t) + b) * H,
-                                                   dgb);
+              rnn_bwd_tile<C == Cell::rnn_relu, V>(dh, u, n, ws_h + (r_out + b) * H, dgb);
             }
           }
         };
@@ -655,6 +657,7 @@ void backward_proj(const Weights<T>& w, const Dims& d, const T* x, const T* ws, 
       }
       ctx.barrier();
       if (t < 0) break;
+      const int64_t r_prev = prev_row(d, t), r_out = out_row(d, t);
       for (int64_t r = r0; r < r1; ++r) {
         const T* Bp = w.whr.data.data() + r * P * NR;
         const int64_t u0 = r * NR;
@@ -667,7 +670,7 @@ void backward_proj(const Weights<T>& w, const Dims& d, const T* x, const T* ws, 
                 const int n = static_cast<int>(std::min<int64_t>(W, H - u));
                 if (n <= 0) break;
                 lstm_bwd_tile<V>(acc[v], H, u, n, ws_gates + row * GH,
-                                 ws_c + (out_row(d, t) + b) * H, ws_c + (prev_row(d, t) + b) * H,
+                                 ws_c + (r_out + b) * H, ws_c + (r_prev + b) * H,
                                  dc.data() + b * H, dgi.data() + row * GH);
               }
             });
