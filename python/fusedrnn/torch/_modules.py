@@ -1,0 +1,497 @@
+"""The drop-in modules: torch.nn subclasses whose forward runs fusedrnn's kernels.
+
+Each class inherits its torch.nn namesake whole (constructor, parameters and their
+initialisation, state_dict, repr, pickling) and replaces ``forward``.  A forward makes
+one kernel call per layer and direction (never one per step): through
+``_Kernel.apply`` (a torch.autograd.Function) when autograd needs gradients, else
+straight to the kernels.  Tensors reach the kernels as NumPy views of their memory
+(contiguous CPU float32/float64 tensors are never copied), and the kernels' results come
+back as tensors over the arrays they wrote (``torch.from_numpy``).
+
+Weights are packed for the kernels once per version: the cache is keyed by each
+parameter's storage address and autograd version counter, which every in-place change
+through torch (optimizer steps, ``load_state_dict``, ``with torch.no_grad(): p.add_``)
+advances.  Writes that bypass the counter (``p.data.add_``, writes through
+``p.detach().numpy()``'s array) are invisible to it: call ``flatten_parameters()``
+after them, as the README says.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence
+
+from .. import _core
+from ..functional import pack, sequence_backward, sequence_forward
+
+__all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "replace_rnns",
+           "from_torch"]
+
+_FLOATS = (torch.float32, torch.float64)
+
+_DOUBLE_BACKWARD = (
+    "{name}: double backward (backward or torch.autograd.grad with create_graph=True) "
+    "through fusedrnn.torch modules is not supported: the fused kernels compute first "
+    "derivatives only.  Use torch.nn.{name} where second derivatives are needed."
+)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    """A CPU tensor as a C-contiguous NumPy array: its own memory when it is contiguous."""
+    if not t.is_contiguous():
+        t = t.contiguous()
+    return t.detach().numpy()
+
+
+def _role(name: str) -> str:
+    """'weight_ih_l1_reverse' -> 'weight_ih' (the kernels' argument for a parameter)."""
+    return "_".join(name.split("_")[:2])
+
+
+def _check_tensor(t, arg: str, dtype, owner: str) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{owner}: {arg}: expected a torch.Tensor, got {type(t).__name__}")
+    if t.device.type != "cpu":
+        raise TypeError(
+            f"{owner}: {arg} is on {t.device}; fusedrnn's kernels run on the CPU only. "
+            f"Use torch.nn.{owner} for {t.device.type} tensors (fusedrnn.torch does not fall "
+            "back to torch silently)."
+        )
+    if t.layout != torch.strided or t.is_quantized:
+        raise TypeError(f"{owner}: {arg}: expected a dense (strided) tensor, got layout "
+                        f"{t.layout}")
+    if t.dtype != dtype:
+        if t.dtype in _FLOATS:
+            raise TypeError(
+                f"{owner}: {arg} is {t.dtype} but the parameters are {dtype}; convert one "
+                "to the other (torch.nn requires the same dtype too)"
+            )
+        raise TypeError(
+            f"{owner}: {arg} is {t.dtype}; fusedrnn's kernels run torch.float32 and "
+            f"torch.float64 only.  Convert it, or use torch.nn.{owner} for {t.dtype}."
+        )
+
+
+class _Run:
+    """The non-tensor part of one kernel call: packed weights, layout and what to return.
+
+    ``bs``: the PackedSequence batch sizes (int64 NumPy array) or None for a padded
+    (T, B, F) batch.  ``reverse``: the call runs the reverse direction, reading its
+    rows through ``perm`` (packed rows) or flipped in time (padded).  ``cell``: a
+    single step of a cell, whose x is (B, I) and which returns only the states.
+    """
+
+    __slots__ = ("packed", "bs", "perm", "reverse", "is_lstm", "owner", "roles", "cell")
+
+    def __init__(self, packed, bs, perm, reverse, is_lstm, owner, roles, cell=False):
+        self.packed, self.bs, self.perm, self.reverse = packed, bs, perm, reverse
+        self.is_lstm, self.owner, self.roles, self.cell = is_lstm, owner, roles, cell
+
+    def order(self, a: np.ndarray) -> np.ndarray:
+        """The reverse direction's view of rows (its own inverse): a C-contiguous copy."""
+        if not self.reverse:
+            return a
+        if self.perm is None:
+            return np.ascontiguousarray(a[::-1])
+        return a[self.perm]
+
+    def kernel_x(self, x: np.ndarray) -> np.ndarray:
+        return x.reshape((1,) + x.shape) if self.cell else self.order(x)
+
+    def forward(self, x, h0, c0, train):
+        xd = self.kernel_x(_np(x))
+        y, h_n, c_n, ws = sequence_forward(self.packed, xd, _np(h0),
+                                           None if c0 is None else _np(c0), train=train,
+                                           batch_sizes=self.bs)
+        outs = [] if self.cell else [torch.from_numpy(self.order(y))]
+        outs.append(torch.from_numpy(h_n))
+        if self.is_lstm:
+            outs.append(torch.from_numpy(c_n))
+        return outs, xd, y.shape, ws
+
+
+class _Kernel(torch.autograd.Function):
+    """One layer-direction (or one cell step) with gradients: the fused kernels' forward
+    and backward.  Inputs: (run, x, h0, c0 or None, *weights in run.roles order);
+    outputs: (y, h_n[, c_n]), for a cell (h'[, c'])."""
+
+    @staticmethod
+    def forward(ctx, run, x, h0, c0, *weights):
+        outs, xd, y_shape, ws = run.forward(x, h0, c0, train=True)
+        ctx.run, ctx.ws, ctx.y_shape = run, ws, y_shape
+        ctx.has_c0 = c0 is not None
+        # The reverse direction's reordered x is a private copy; the forward direction
+        # reads x itself, saved so that autograd reports an in-place change of it (and of
+        # the weights) before backward, as torch.nn does.
+        ctx.xd = xd if (run.reverse or run.cell) else None
+        ctx.save_for_backward(x, *weights)
+        ctx.set_materialize_grads(False)
+        return tuple(outs)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        run = ctx.run
+        if torch.is_grad_enabled():
+            raise RuntimeError(_DOUBLE_BACKWARD.format(name=run.owner))
+        saved = ctx.saved_tensors  # raises if x or a weight was modified in place
+        x = saved[0]
+        xd = ctx.xd if ctx.xd is not None else _np(x)
+        if run.cell:
+            dy, rest = None, grads
+        else:
+            dy, rest = grads[0], grads[1:]
+        dt = xd.dtype
+        dy = np.zeros(ctx.y_shape, dt) if dy is None else run.order(_np(dy))
+        dh = None if rest[0] is None else _np(rest[0])
+        dc = None if (not run.is_lstm or rest[1] is None) else _np(rest[1])
+        g = sequence_backward(run.packed, xd, ctx.ws, dy, dh, dc, batch_sizes=run.bs)
+        need = ctx.needs_input_grad
+        dx = run.order(g["dx"]).reshape(x.shape) if not run.cell else g["dx"].reshape(x.shape)
+        out = [None,
+               torch.from_numpy(dx) if need[1] else None,
+               torch.from_numpy(g["dh0"]) if need[2] else None,
+               torch.from_numpy(g["dc0"]) if (ctx.has_c0 and need[3]) else None]
+        for i, role in enumerate(run.roles):
+            out.append(torch.from_numpy(g[role]) if need[4 + i] else None)
+        return tuple(out)
+
+
+class _Fused:
+    """What layers and cells share: parameter checks and the packed-weight cache."""
+
+    _fr_one_step = False
+
+    def _fr_check_params(self, params):
+        owner = type(self).__name__
+        dtype = params[0].dtype
+        for p in params:
+            if p.device.type != "cpu":
+                raise TypeError(
+                    f"{owner}: the parameters are on {p.device}; fusedrnn's kernels run on "
+                    f"the CPU only.  Use torch.nn.{owner} on {p.device.type} (fusedrnn.torch "
+                    "does not fall back to torch silently)."
+                )
+            if p.dtype not in _FLOATS or p.dtype != dtype:
+                raise TypeError(
+                    f"{owner}: the parameters are {p.dtype}; fusedrnn's kernels run "
+                    "torch.float32 and torch.float64 only (all parameters of one dtype).  "
+                    f"Convert with .float() or .double(), or use torch.nn.{owner}."
+                )
+        return dtype
+
+    def _fr_packed(self, k, names, cell):
+        """Layer-direction k's weights packed for the kernels, cached per version."""
+        params = [getattr(self, n) for n in names]
+        key = tuple((p.data_ptr(), p._version) for p in params)
+        cache = self.__dict__.get("_fr_cache")
+        if cache is None:
+            cache = self.__dict__["_fr_cache"] = {}
+        entry = cache.get(k)
+        if entry is not None and entry[0] == key:
+            return entry[2]
+        arrays = {_role(n): _np(p) for n, p in zip(names, params)}
+        packed = pack(cell, arrays["weight_ih"], arrays["weight_hh"], arrays.get("bias_ih"),
+                      arrays.get("bias_hh"), weight_hr=arrays.get("weight_hr"),
+                      one_step=self._fr_one_step)
+        # The detached tensors keep the packed storages alive, so no other tensor can be
+        # given their addresses while the entry exists (the key stays unambiguous).
+        cache[k] = (key, [p.detach() for p in params], packed)
+        return packed
+
+    def flatten_parameters(self):
+        """Also drops fusedrnn's packed weights (repacked at the next forward).  Needed
+        only after writes that bypass autograd's version counter, like ``p.data.copy_``."""
+        parent = getattr(super(), "flatten_parameters", None)
+        if parent is not None:  # the layers' (a no-op on the CPU); cells have none
+            parent()
+        self.__dict__["_fr_cache"] = None
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_fr_cache", None)  # packed kernels' copies: rebuilt after unpickling
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.__dict__["_fr_cache"] = None
+
+
+def _reverse_rows(bs: np.ndarray) -> np.ndarray:
+    """For packed rows of batch sizes bs: the permutation pairing step t of a sequence
+    with its step len-1-t (its own inverse)."""
+    off = np.concatenate([[0], np.cumsum(bs)])
+    N, B = int(off[-1]), int(bs[0])
+    t_of = np.repeat(np.arange(len(bs)), bs)
+    j_of = np.arange(N) - off[t_of]
+    lengths = (bs[None, :] > np.arange(B)[:, None]).sum(1)
+    return off[lengths[j_of] - 1 - t_of] + j_of
+
+
+class _LayerMixin(_Fused):
+    def _fr_cell(self):
+        cells = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu"}
+        if self.mode not in cells:
+            raise ValueError(f"{type(self).__name__}: mode {self.mode!r} is not supported")
+        return cells[self.mode]
+
+    def forward(self, input, hx=None):  # noqa: A002 -- torch.nn's argument name
+        owner = type(self).__name__
+        cell = self._fr_cell()
+        is_lstm = cell == "lstm"
+        params = [getattr(self, n) for names in self._all_weights for n in names]
+        dtype = self._fr_check_params(params)
+        D = 2 if self.bidirectional else 1
+        L, H = self.num_layers, self.hidden_size
+        Hr = self.proj_size if self.proj_size > 0 else H
+
+        sorted_idx = unsorted_idx = None
+        if isinstance(input, PackedSequence):
+            x, batch_sizes, sorted_idx, unsorted_idx = input
+            _check_tensor(x, "input.data", dtype, owner)
+            if x.dim() != 2 or x.shape[1] != self.input_size:
+                raise ValueError(f"{owner}: input.data: expected shape (N, {self.input_size}) "
+                                 f"(input_size {self.input_size}), got {tuple(x.shape)}")
+            if (not isinstance(batch_sizes, torch.Tensor) or batch_sizes.dtype != torch.int64
+                    or batch_sizes.device.type != "cpu" or batch_sizes.dim() != 1
+                    or batch_sizes.numel() == 0):
+                raise ValueError(f"{owner}: input.batch_sizes: expected a non-empty 1-D CPU "
+                                 "int64 tensor, as torch.nn.utils.rnn.pack_padded_sequence "
+                                 "makes")
+            bs = np.array(batch_sizes.numpy(), np.int64)  # a copy: the runs keep it
+            B, unbatched = int(bs[0]), False
+            x = x.contiguous()
+        else:
+            _check_tensor(input, "input", dtype, owner)
+            if input.dim() not in (2, 3):
+                lay = "B, T" if self.batch_first else "T, B"
+                raise ValueError(f"{owner}: input: expected 3 dimensions ({lay}, input_size) "
+                                 "or 2 (T, input_size) for an unbatched sequence, got shape "
+                                 f"{tuple(input.shape)}")
+            if input.shape[-1] != self.input_size:
+                raise ValueError(f"{owner}: input: expected input_size {self.input_size} on "
+                                 f"the last axis, got shape {tuple(input.shape)}")
+            unbatched = input.dim() == 2
+            if unbatched:
+                x = input.unsqueeze(1)
+            else:
+                x = input.transpose(0, 1) if self.batch_first else input
+            if x.shape[0] == 0 or x.shape[1] == 0:
+                raise ValueError(f"{owner}: input: expected at least one time step and one "
+                                 f"sequence, got shape {tuple(input.shape)}")
+            x = x.contiguous()
+            B, bs = x.shape[1], None
+
+        h0, c0 = self._fr_states(hx, owner, dtype, is_lstm, unbatched, (L * D, B, Hr),
+                                 (L * D, B, H), sorted_idx)
+        grad = torch.is_grad_enabled() and (
+            x.requires_grad or h0.requires_grad or (c0 is not None and c0.requires_grad)
+            or any(p.requires_grad for p in params))
+        perm = _reverse_rows(bs) if (D == 2 and bs is not None) else None
+
+        layer_in, hs, cs = x, [], []
+        for layer in range(L):
+            outs = []
+            for d in range(D):
+                k = layer * D + d
+                names = self._all_weights[k]
+                run = _Run(self._fr_packed(k, names, cell), bs, perm, d == 1, is_lstm, owner,
+                           [_role(n) for n in names])
+                c0k = c0[k] if is_lstm else None
+                if grad:
+                    out = _Kernel.apply(run, layer_in, h0[k], c0k,
+                                        *[getattr(self, n) for n in names])
+                else:
+                    out = run.forward(layer_in, h0[k], c0k, train=False)[0]
+                outs.append(out[0])
+                hs.append(out[1])
+                if is_lstm:
+                    cs.append(out[2])
+            layer_in = outs[0] if D == 1 else torch.cat(outs, -1)
+            if self.dropout and self.training and layer < L - 1:
+                layer_in = F.dropout(layer_in, self.dropout, True)
+        h_n = torch.stack(hs)
+        c_n = torch.stack(cs) if is_lstm else None
+        if unsorted_idx is not None:
+            h_n = h_n.index_select(1, unsorted_idx)
+            c_n = c_n.index_select(1, unsorted_idx) if is_lstm else None
+        if bs is not None:
+            output = PackedSequence(layer_in, batch_sizes, sorted_idx, unsorted_idx)
+        elif unbatched:
+            output = layer_in.squeeze(1)
+            h_n = h_n.squeeze(1)
+            c_n = c_n.squeeze(1) if is_lstm else None
+        else:
+            output = layer_in.transpose(0, 1) if self.batch_first else layer_in
+        return output, ((h_n, c_n) if is_lstm else h_n)
+
+    def _fr_states(self, hx, owner, dtype, is_lstm, unbatched, h_shape, c_shape, sorted_idx):
+        """(h0, c0 or None), each (L*D, B, F) contiguous, in the kernels' batch order."""
+        if hx is None:
+            h0 = torch.zeros(h_shape, dtype=dtype)
+            return h0, (torch.zeros(c_shape, dtype=dtype) if is_lstm else None)
+        if is_lstm:
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError(f"{owner}: hx: expected a tuple (h_0, c_0), got "
+                                f"{type(hx).__name__}")
+            parts = [(hx[0], "hx[0] (h_0)", h_shape), (hx[1], "hx[1] (c_0)", c_shape)]
+        else:
+            if isinstance(hx, (tuple, list)):
+                raise TypeError(f"{owner}: hx: expected a tensor h_0, got a "
+                                f"{type(hx).__name__}")
+            parts = [(hx, "hx", h_shape)]
+        out = []
+        for t, arg, shape in parts:
+            _check_tensor(t, arg, dtype, owner)
+            want = (shape[0], shape[2]) if unbatched else shape
+            if tuple(t.shape) != want:
+                raise ValueError(f"{owner}: {arg}: expected shape {want}, got "
+                                 f"{tuple(t.shape)}")
+            if unbatched:
+                t = t.unsqueeze(1)
+            if sorted_idx is not None:
+                t = t.index_select(1, sorted_idx)
+            out.append(t.contiguous())
+        return out[0], (out[1] if is_lstm else None)
+
+
+class _CellMixin(_Fused):
+    _fr_one_step = True
+
+    def forward(self, input, hx=None):  # noqa: A002 -- torch.nn's argument name
+        owner = type(self).__name__
+        cell = self._fr_kind
+        if cell == "rnn":
+            if self.nonlinearity not in ("tanh", "relu"):
+                raise ValueError(f"{owner}: nonlinearity: expected 'tanh' or 'relu', got "
+                                 f"{self.nonlinearity!r}")
+            cell = "rnn_" + self.nonlinearity
+        is_lstm = cell == "lstm"
+        names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else [])
+        params = [getattr(self, n) for n in names]
+        dtype = self._fr_check_params(params)
+        _check_tensor(input, "input", dtype, owner)
+        if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
+            raise ValueError(f"{owner}: input: expected shape (B, {self.input_size}) or "
+                             f"({self.input_size},), got {tuple(input.shape)}")
+        unbatched = input.dim() == 1
+        x = (input.unsqueeze(0) if unbatched else input).contiguous()
+        B, H = x.shape[0], self.hidden_size
+        if B == 0:
+            raise ValueError(f"{owner}: input: expected at least one row, got shape "
+                             f"{tuple(input.shape)}")
+        shape = (H,) if unbatched else (B, H)
+        if hx is None:
+            h0 = torch.zeros((B, H), dtype=dtype)
+            c0 = torch.zeros((B, H), dtype=dtype) if is_lstm else None
+        else:
+            if is_lstm:
+                if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                    raise TypeError(f"{owner}: hx: expected a tuple (h_0, c_0), got "
+                                    f"{type(hx).__name__}")
+                parts = [(hx[0], "hx[0] (h_0)"), (hx[1], "hx[1] (c_0)")]
+            else:
+                if isinstance(hx, (tuple, list)):
+                    raise TypeError(f"{owner}: hx: expected a tensor, got a "
+                                    f"{type(hx).__name__}")
+                parts = [(hx, "hx")]
+            states = []
+            for t, arg in parts:
+                _check_tensor(t, arg, dtype, owner)
+                if tuple(t.shape) != shape:
+                    raise ValueError(f"{owner}: {arg}: expected shape {shape}, got "
+                                     f"{tuple(t.shape)}")
+                states.append(t.reshape(B, H).contiguous())
+            h0, c0 = states[0], (states[1] if is_lstm else None)
+        packed = self._fr_packed(0, names, cell)
+        grad = torch.is_grad_enabled() and (
+            x.requires_grad or h0.requires_grad or (c0 is not None and c0.requires_grad)
+            or any(p.requires_grad for p in params))
+        if grad:
+            run = _Run(packed, None, None, False, is_lstm, owner, [_role(n) for n in names],
+                       cell=True)
+            out = _Kernel.apply(run, x, h0, c0, *params)
+        else:
+            h1, c1 = _core.step(packed, _np(x), _np(h0), None if c0 is None else _np(c0))
+            out = (torch.from_numpy(h1),) + ((torch.from_numpy(c1),) if is_lstm else ())
+        out = tuple(t.reshape(shape) for t in out)
+        return out if is_lstm else out[0]
+
+
+class LSTM(_LayerMixin, nn.LSTM):
+    """torch.nn.LSTM (``proj_size`` included) on fusedrnn's fused CPU kernels."""
+
+
+class GRU(_LayerMixin, nn.GRU):
+    """torch.nn.GRU on fusedrnn's fused CPU kernels."""
+
+
+class RNN(_LayerMixin, nn.RNN):
+    """torch.nn.RNN (tanh or relu) on fusedrnn's fused CPU kernels."""
+
+
+class LSTMCell(_CellMixin, nn.LSTMCell):
+    """torch.nn.LSTMCell on fusedrnn's kernels."""
+
+    _fr_kind = "lstm"
+
+
+class GRUCell(_CellMixin, nn.GRUCell):
+    """torch.nn.GRUCell on fusedrnn's kernels."""
+
+    _fr_kind = "gru"
+
+
+class RNNCell(_CellMixin, nn.RNNCell):
+    """torch.nn.RNNCell (tanh or relu) on fusedrnn's kernels."""
+
+    _fr_kind = "rnn"
+
+
+#: torch.nn class -> ours.  Exact types only: a user's subclass may override forward.
+_OURS = {nn.LSTM: LSTM, nn.GRU: GRU, nn.RNN: RNN, nn.LSTMCell: LSTMCell,
+         nn.GRUCell: GRUCell, nn.RNNCell: RNNCell}
+
+
+def from_torch(module: nn.Module) -> nn.Module:
+    """The fusedrnn.torch counterpart of one torch.nn recurrent module, sharing its
+    parameters (the same ``nn.Parameter`` objects, so an optimizer made before keeps
+    working), buffers, hooks and training flag.  A module that is already ours is
+    returned as it is."""
+    if type(module) in _OURS.values():
+        return module
+    cls = _OURS.get(type(module))
+    if cls is None:
+        raise TypeError(
+            "module: expected a torch.nn.LSTM, GRU, RNN, LSTMCell, GRUCell or RNNCell "
+            f"(exactly those classes; a subclass may override forward), got "
+            f"{type(module).__module__}.{type(module).__qualname__}"
+        )
+    new = cls.__new__(cls)
+    state = {}
+    for k, v in module.__dict__.items():  # containers copied, their contents shared
+        state[k] = v.copy() if isinstance(v, (dict, list)) else v
+    new.__dict__.update(state)
+    new.__dict__["_fr_cache"] = None
+    return new
+
+
+def replace_rnns(model: nn.Module) -> nn.Module:
+    """Swap every torch.nn.LSTM/GRU/RNN/LSTMCell/GRUCell/RNNCell inside ``model`` (at any
+    depth; exact classes, not subclasses) for fusedrnn.torch's, weights kept (shared,
+    see from_torch).  Works in place and returns the model; if ``model`` is itself one
+    of those modules, returns its replacement."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    if type(model) in _OURS:
+        return from_torch(model)
+    done = {}
+    for parent in list(model.modules()):
+        for name, child in list(parent._modules.items()):
+            if child is not None and type(child) in _OURS:
+                if id(child) not in done:  # a module used twice stays one module
+                    done[id(child)] = from_torch(child)
+                parent._modules[name] = done[id(child)]
+    return model
