@@ -4,6 +4,8 @@
 the suite runs without it).  Missing torch skips those tests, except when the
 environment sets ``FUSEDRNN_REQUIRE_TORCH=1`` (CI: .ci/run), where it fails them.
 
+``frt``: ``fusedrnn.torch``, under the same rule (it needs torch).
+
 ``isa``: runs a test once per ISA this CPU can run (the kernels of weights packed
 inside the test); modules opt in with ``pytestmark = pytest.mark.usefixtures("isa")``.
 ``restore_threads``: puts fusedrnn's thread count back after the test.
@@ -44,6 +46,14 @@ def import_torch():
 @pytest.fixture(scope="session")
 def torch():
     return import_torch()
+
+
+@pytest.fixture(scope="session")
+def frt(torch):
+    """fusedrnn.torch (the drop-in torch.nn modules); needs torch, as the fixture above."""
+    import fusedrnn.torch  # noqa: PLC0415 - lazy on purpose: `import fusedrnn` stays torch-free
+
+    return fusedrnn.torch
 
 
 def import_onnxruntime():
