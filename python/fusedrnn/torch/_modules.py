@@ -312,8 +312,9 @@ class _LayerMixin(_Fused):
             layer_in = outs[0] if D == 1 else torch.cat(outs, -1)
             if self.dropout and self.training and layer < L - 1:
                 layer_in = F.dropout(layer_in, self.dropout, True)
-        h_n = torch.stack(hs)
-        c_n = torch.stack(cs) if is_lstm else None
+        # One layer-direction: its state as it came from the kernels (no copy).
+        h_n = hs[0].unsqueeze(0) if len(hs) == 1 else torch.stack(hs)
+        c_n = None if not is_lstm else cs[0].unsqueeze(0) if len(cs) == 1 else torch.stack(cs)
         if unsorted_idx is not None:
             h_n = h_n.index_select(1, unsorted_idx)
             c_n = c_n.index_select(1, unsorted_idx) if is_lstm else None
