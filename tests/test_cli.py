@@ -58,8 +58,11 @@ def test_bench_small_subset_writes_checked_json(tmp_path):
         assert ours["rel_error"] < 1e-4, row  # ours checked against the reference
         assert row["threads"]["ours"] == 1 and row["gflops"] > 0 and row["pct_peak"] > 0
         assert "ort" not in row["peers"] or row["mode"] == "inference"  # ORT: no training
+        if "dropin" in row["peers"]:  # fusedrnn.torch, whenever torch imports: both modes
+            assert row["peers"]["dropin"]["rel_error_vs_ours"] < 1e-4, row
+            assert row["peers"]["dropin"]["rel_error"] < 1e-4, row
     checked = [line for line in r.stdout.splitlines() if re.search(r"\sok \d", line)]
-    assert len(checked) == 6, r.stdout
+    assert len(checked) == 6 and not any("!" in line for line in checked), r.stdout
 
 
 # One small run shared by the tests below: three kinds (each its own ONNX operator and
@@ -94,20 +97,50 @@ def test_bench_threads_list_gives_a_table_per_count(bench_run):
     headers = [line.split() for line in r.stdout.splitlines() if line.startswith("kind ")]
     assert [h[4] for h in headers] == ["ms", "\u00b5s", "ms", "\u00b5s"], r.stdout
     assert all("%peak" in h and "x ort" in " ".join(h) for h in headers)
+    # the drop-in's columns are there whether or not torch is
+    assert all({"drop", "torch/drop"} <= set(h) and "x drop" in " ".join(h) for h in headers)
+    # runs: ours/ref/torch/drop/ort/tpad
+    runs = [line.split()[-3] for line in r.stdout.splitlines() if re.search(r"\sok \d", line)]
+    assert runs and all(len(x.split("/")) == 6 for x in runs), r.stdout
     assert "peak:" in r.stdout and "GFLOP/s" in r.stdout
 
 
-def test_bench_json_has_torch_and_ort_peers(bench_run, torch, onnxruntime):
+def test_bench_json_has_torch_dropin_and_ort_peers(bench_run, torch, frt, onnxruntime):
     _, doc, _ = bench_run
     assert doc["machine"]["versions"]["torch"] == torch.__version__
     assert doc["machine"]["versions"]["onnxruntime"] == onnxruntime.__version__
+    assert doc["peers"] == ["ours", "reference", "torch", "dropin", "ort", "torch_pad"]
     for t in doc["tables"]:
         assert t["thread_info"]["torch"] == t["threads"] == t["thread_info"]["ort"]
     for x in doc["results"]:
         assert x["missing_peers"] == [], x
-        for peer in ("torch", "ort", "reference"):
+        for peer in ("torch", "dropin", "ort", "reference"):
             p = x["peers"][peer]
             assert p["median_s"] > 0 and p["speedup"] > 0, (peer, x)
+        # torch/drop: torch.nn's time over the drop-in's; the drop-in's speedup: its / ours
+        t, d = x["peers"]["torch"]["median_s"], x["peers"]["dropin"]["median_s"]
+        assert x["torch_over_dropin"] == pytest.approx(t / d), x
+        assert x["peers"]["dropin"]["speedup"] == pytest.approx(
+            d / x["peers"]["ours"]["median_s"]), x
+
+
+def test_bench_table_shows_the_dropin_columns(bench_run, frt):
+    from fusedrnn import _bench
+
+    r, doc, _ = bench_run
+    lines = [line for line in r.stdout.splitlines() if re.search(r"\sok \d", line)]
+    assert len(lines) == len(doc["results"]), r.stdout
+    # one word per column in a line (the check column's two come last)
+    i = [title for title, _ in _bench.COLUMNS].index("torch/drop")
+    assert [t for t, _ in _bench.COLUMNS][i - 2:i] == ["drop {u}", "x drop"]
+    for line, x in zip(lines, doc["results"]):
+        v = line.split()
+        unit_scale = 1e6 if x["row"] == "cell" else 1e3
+        assert float(v[i]) == pytest.approx(x["torch_over_dropin"], abs=0.006), (line, x)
+        assert float(v[i - 1]) == pytest.approx(x["peers"]["dropin"]["speedup"], abs=0.006)
+        drop = x["peers"]["dropin"]["median_s"] * unit_scale
+        assert float(v[i - 2]) == pytest.approx(drop, rel=0.01, abs=0.006), (line, x)
+    assert "drop  fusedrnn.torch." in r.stdout and "torch/drop = torch time / drop time" in r.stdout
 
 
 def test_bench_ort_agrees_with_ours(bench_run, onnxruntime):
@@ -115,6 +148,8 @@ def test_bench_ort_agrees_with_ours(bench_run, onnxruntime):
     for x in doc["results"]:
         assert x["peers"]["ort"]["rel_error_vs_ours"] < 1e-4, x
         assert x["ok"], x
+        if "dropin" in x["peers"]:
+            assert x["peers"]["dropin"]["rel_error_vs_ours"] < 1e-4, x
     lines = [line for line in r.stdout.splitlines() if re.search(r"\sok \d", line)]
     assert len(lines) == len(doc["results"]) and not any("!" in line for line in lines)
 
@@ -132,6 +167,46 @@ def test_bench_ort_check_catches_a_wrong_gate_order(onnxruntime):
     assert m.agrees("ours") and not m.agrees("ort") and not m.ok()
     assert m.vs_ours["ort"] > 1e-2
     assert _bench.table_row(m, 100.0).endswith(" ort!")
+
+
+@pytest.mark.parametrize("mode", ["inference", "training"])
+def test_bench_dropin_check_catches_a_wrong_weight(frt, torch, mode):
+    """The drop-in is fusedrnn.torch's module on a copy of torch's (its own Parameters),
+    and its results are checked against ours: a changed weight of its own fails the
+    check (and leaves torch's, and torch's check, alone)."""
+    from dataclasses import replace
+
+    from fusedrnn import _bench
+
+    case = _bench.Case(_bench.KINDS["lstm"], replace(_bench.ROWS[0], T=3), mode, threads=1)
+    drop, tm = case._dropin_module, case._torch_module
+    assert isinstance(drop, frt.LSTM) and not isinstance(tm, frt.LSTM)
+    assert drop.weight_hh_l0 is not tm.weight_hh_l0
+    assert torch.equal(drop.weight_hh_l0, tm.weight_hh_l0)
+    with torch.no_grad():
+        drop.weight_hh_l0.mul_(1.5)  # advances its version: the drop-in repacks
+    m = _bench.measure(case, min_runs=1, budget_s=0)
+    assert m.agrees("ours") and m.agrees("torch") and not m.agrees("dropin") and not m.ok()
+    assert m.vs_ours["dropin"] > 1e-2 and m.vs_ours["torch"] < 1e-4
+    assert m.disagreeing() == ["dropin"]
+    assert _bench.table_row(m, 100.0).endswith(" drop!")
+
+
+def test_bench_without_torch_shows_the_dropin_as_missing(tmp_path):
+    """torch not importable: no torch and no drop-in peer, a note and — columns."""
+    out = tmp_path / "bench.json"
+    r = run_cli("bench", "--quick", "--kinds", "rnn", "--rows", "cell", "--min-runs", "1",
+                "--max-runs", "1", "--budget", "0.01", "--json", str(out),
+                pre="import sys; sys.modules['torch'] = None", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "not installed: drop (fusedrnn.torch" in r.stdout, r.stdout
+    doc = json.loads(out.read_text())
+    (x,) = doc["results"]
+    assert {"torch", "dropin"} <= set(x["missing_peers"]) and "dropin" not in x["peers"]
+    assert x["torch_over_dropin"] is None
+    line = next(line for line in r.stdout.splitlines() if re.search(r"\sok \d", line))
+    # runs = ours/ref/torch/drop/ort/tpad: no torch, no drop-in
+    assert set(line.split()[-3].split("/")[2:4]) <= {"-", "\u2014"}, line
 
 
 # The two LSTM rows beyond one plain layer, at T = 20 (--quick): L2bi (2 layers,
@@ -152,7 +227,7 @@ def test_bench_layers_and_lengths_rows_check_every_peer(rows_run, torch, onnxrun
     assert sorted(rows) == [("L2bi", "inference"), ("L2bi", "training"),
                             ("len", "inference"), ("len", "training")], sorted(rows)
     for (row, mode), x in rows.items():
-        want = {"ours", "reference", "torch"}
+        want = {"ours", "reference", "torch", "dropin"}  # the drop-in: packed, 2 layers
         if mode == "inference":
             want.add("ort")
         if row == "len":

@@ -1,7 +1,7 @@
 """Command line: ``python -m fusedrnn {bench,info,demo}``.
 
-bench  time LSTM/GRU/RNN against the NumPy reference, PyTorch and ONNX Runtime
-       (those two when installed)
+bench  time LSTM/GRU/RNN against the NumPy reference, PyTorch, fusedrnn.torch's
+       drop-in torch.nn modules and ONNX Runtime (those three when installed)
 info   the kernels' instruction set, versions and thread counts
 demo   train a tiny LSTM on a toy task with the NumPy API
 """
@@ -67,8 +67,10 @@ def _print_header(info, shapes, peak, counts, min_runs, budget, ref_limit):
     """What was measured, where and how: the lines above the tables."""
     v, isa = info["versions"], info["fusedrnn_cpu_info"]["isa"]
     torch, ort = v["torch"] is not None, v["onnxruntime"] is not None
+    drop = _bench.dropin_or_none() is not None
     ragged = any(s.ragged for s in shapes)
-    peers = ["ours", "ref"] + ["torch"] * torch + ["ort"] * ort + ["tpad"] * (torch and ragged)
+    peers = (["ours", "ref"] + ["torch"] * torch + ["drop"] * drop + ["ort"] * ort
+             + ["tpad"] * (torch and ragged))
     found = [f"torch {v['torch']}"] * torch + [f"onnxruntime {v['onnxruntime']}"] * ort
     none = _bench.NONE
     print(f"fusedrnn {fr.__version__} (isa {isa}) on {info['cpu']}, {info['cpu_count']} CPUs; "
@@ -76,7 +78,8 @@ def _print_header(info, shapes, peak, counts, min_runs, budget, ref_limit):
     print(f"peak: {peak:.1f} GFLOP/s = float32 FMAs of one thread (fusedrnn._core.fma_peak, "
           f"{isa}, registers only)")
     print(f"threads: {', '.join(map(str, counts))} (a table each): ours "
-          "fusedrnn.set_num_threads(n)" + ("; torch torch.set_num_threads(n)" if torch else ""))
+          "fusedrnn.set_num_threads(n)" + ("; torch torch.set_num_threads(n)" if torch else "")
+          + ("; drop both (kernels; torch's operations around them)" if drop else ""))
     if ort:
         print("         ort SessionOptions intra_op_num_threads=n, inter_op_num_threads=1")
     plain = [s.describe() for s in shapes if s.is_plain]
@@ -94,6 +97,12 @@ def _print_header(info, shapes, peak, counts, min_runs, budget, ref_limit):
             print("       tpad  len row only: torch on the padded batch, no packing (all T "
                   "steps for every sequence), y masked, h_n read at each end;")
             print("             torch / tpad = PackedSequence's cost over padding")
+    if drop:
+        print("       drop  fusedrnn.torch.LSTM/GRU/RNN (cells: LSTMCell/...), the drop-in "
+              "torch.nn modules: from_torch(a deep copy of the torch module), called as "
+              "torch is")
+        print("             (same inputs, inference_mode, PackedSequence in the len row, "
+              "backward of sum(y*dy) and .grad in training)")
     if ort:
         print("       ort   ONNX Runtime LSTM/GRU/RNN operator, inference only; cell row: one "
               "step, state as initial_h/c")
@@ -112,12 +121,17 @@ def _print_header(info, shapes, peak, counts, min_runs, budget, ref_limit):
               "layer); len row: sum(lengths) in place of T*B (valid steps only)")
     print("         %peak = GFLOP/s / (peak x ours threads); x peer = peer time / ours time "
           "(> 1: ours faster);")
-    print(f"         runs = ours/ref/torch/ort/tpad; {none} = peer not installed, ort in "
+    if drop:
+        print("         x drop = drop time / ours time: the drop-in's overhead over the NumPy "
+              "API (autograd.Function, torch glue);")
+        print("         torch/drop = torch time / drop time: > 1: the drop-in is faster than "
+              "the torch.nn module it replaces;")
+    print(f"         runs = ours/ref/torch/drop/ort/tpad; {none} = peer not installed, ort in "
           "training, or tpad outside the len row")
     print("training = forward + backward to x and all weights")
     print(f"check: ok/FAIL and max ||ours - ref|| / ||ref|| over outputs and gradients, ok below "
           f"{_bench.TOLERANCE:g};")
-    print("       torch!/ort!/tpad! after it = that peer's outputs differ from ours by more "
+    print("       torch!/drop!/ort!/tpad! after it = that peer's outputs differ from ours by more "
           "than that (tpad: y, h_n and gradients; its c_n is at step T)")
     print(f"* = measured once: its first run took over {ref_limit:g} s (--skip-ref-above)",
           flush=True)
@@ -244,9 +258,9 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("bench", help="time the kernels against their peers",
-                       description="Time fusedrnn against the NumPy reference, PyTorch and ONNX "
-                       "Runtime (those two when importable) over the grid of DESIGN.md "
-                       "section 6.")
+                       description="Time fusedrnn against the NumPy reference, PyTorch, "
+                       "fusedrnn.torch's drop-in torch.nn modules and ONNX Runtime (those three "
+                       "when importable) over the grid of DESIGN.md section 6.")
     p.add_argument("--quick", action="store_true",
                    help=f"seconds-long subset: T cut to {_bench.QUICK_T}, rows "
                    f"{','.join(_bench.QUICK_ROW_NAMES)} unless --rows, short time budget")
@@ -259,7 +273,8 @@ def main(argv=None) -> int:
                    help="inference,training (default: both)")
     p.add_argument("--threads", type=_thread_counts, default=[1], metavar="N[,N...]",
                    help="thread counts, one table each: fusedrnn.set_num_threads, "
-                   "torch.set_num_threads and ORT's intra_op_num_threads (default 1)")
+                   "torch.set_num_threads (the drop-in gets both) and ORT's "
+                   "intra_op_num_threads (default 1)")
     p.add_argument("--min-runs", type=_positive,
                    help="timed runs per peer at least (default 3)")
     p.add_argument("--max-runs", type=_positive, default=50, help="timed runs per peer at most")

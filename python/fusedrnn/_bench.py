@@ -6,17 +6,21 @@ The grid lives here, in the package, so that the CLI of an installed wheel has i
 A :class:`Case` is one cell of the grid (kind x row x mode).  It holds the inputs and
 one zero-argument callable per peer -- ``ours`` (the fusedrnn layers and cells),
 ``reference`` (``fusedrnn.reference`` in float32), ``torch`` (torch.nn on the CPU, only
-when ``import torch`` works), ``ort`` (ONNX Runtime's LSTM/GRU/RNN operators, in
-inference only, when ``onnx`` and ``onnxruntime`` import) and, in the variable-length
-row only, ``torch_pad`` (torch on the padded batch, without packing) -- each computing
-the same thing from the same weights and returning its results as a dict of NumPy
-arrays with common keys (``y``, ``h_n``, ``c_n``, ``dx``, ``weight_ih``, ...;
+when ``import torch`` works), ``dropin`` (``fusedrnn.torch``'s drop-in torch.nn modules,
+made from a copy of the torch module and called exactly as it is, so that ``torch`` /
+``dropin`` is the gain of swapping the module and ``dropin`` / ``ours`` the cost of
+autograd and the torch glue over the NumPy API), ``ort`` (ONNX Runtime's LSTM/GRU/RNN
+operators, in inference only, when ``onnx`` and ``onnxruntime`` import) and, in the
+variable-length row only, ``torch_pad`` (torch on the padded batch, without packing) --
+each computing the same thing from the same weights and returning its results as a dict
+of NumPy arrays with common keys (``y``, ``h_n``, ``c_n``, ``dx``, ``weight_ih``, ...;
 ``weight_ih_l1_reverse`` ... in the rows of several layers or directions), so that one
 function, :func:`rel_error`, checks every peer against the reference and against ours.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import gc
 import importlib
@@ -148,11 +152,13 @@ KINDS = {
                 ref.rnn_cell, (0,), "rnn_tanh"),
 }
 
-#: Every peer, in table order; ``ort`` (ONNX Runtime) is timed in inference only;
+#: Every peer, in table order; ``dropin`` is fusedrnn.torch's drop-in module (every row
+#: and mode, when torch imports); ``ort`` (ONNX Runtime) is timed in inference only;
 #: ``torch_pad`` (torch on the padded batch, no packing) in ragged one-layer rows only.
-PEERS = ("ours", "reference", "torch", "ort", "torch_pad")
+PEERS = ("ours", "reference", "torch", "dropin", "ort", "torch_pad")
 #: The peers ours is compared with (speedup columns and the plot), with their short names.
-OTHERS = {"reference": "ref", "torch": "torch", "ort": "ort", "torch_pad": "tpad"}
+OTHERS = {"reference": "ref", "torch": "torch", "dropin": "drop", "ort": "ort",
+          "torch_pad": "tpad"}
 
 #: Bound on ||ours - reference|| / ||reference|| and ||peer - ours|| / ||ours|| (float32).
 TOLERANCE = 1e-4
@@ -185,7 +191,7 @@ def grid(kinds=None, rows=None, modes=None, quick=False):
 def applies(peer: str, shape: Shape, mode: str) -> bool:
     """Whether `peer` has a line for this row and mode (installed or not): ort in
     inference only; torch_pad in ragged rows of one layer and one direction only (its
-    padded outputs give ours' y and h_n only there)."""
+    padded outputs give ours' y and h_n only there); the others (dropin too) everywhere."""
     if peer == "ort":
         return mode == "inference"
     if peer == "torch_pad":
@@ -217,6 +223,18 @@ def torch_or_none():
 
 
 @functools.cache
+def dropin_or_none():
+    """``fusedrnn.torch`` (the drop-in torch.nn modules) if it imports here, else None
+    (it needs torch)."""
+    if torch_or_none() is None:
+        return None
+    try:
+        return importlib.import_module("fusedrnn.torch")
+    except Exception:
+        return None
+
+
+@functools.cache
 def ort_or_none():
     """(onnx, onnxruntime) if both import here, else None: the models are built in memory
     with ``onnx.helper`` and run by ``onnxruntime``."""
@@ -241,6 +259,10 @@ def missing_peers() -> list:
     out = []
     if torch_or_none() is None:
         out.append("torch (pip install torch==2.13.0, the CPU build)")
+        out.append("drop (fusedrnn.torch, the drop-in modules: needs torch)")
+    elif dropin_or_none() is None:
+        out.append("drop (fusedrnn.torch does not import here although torch does: "
+                   "run `python -c 'import fusedrnn.torch'` to see why)")
     if ort_or_none() is None:
         out.append("ort (pip install onnx onnxruntime)")
     return out
@@ -472,6 +494,8 @@ class Case:
     A ragged row passes its lengths to every peer: ours and the reference as `lengths`,
     torch as a PackedSequence (packing and unpacking timed with it), ORT as
     sequence_lens; torch_pad runs torch on the padded batch and masks y past each end.
+    dropin is ``fusedrnn.torch.from_torch`` of a deep copy of the torch module (same
+    weights, its own Parameters and gradients), called through the same code as torch.
     `threads`: ORT's intra-op threads (default: the last set_threads, else ORT's default).
     """
 
@@ -508,8 +532,14 @@ class Case:
 
         self.peers = {"ours": self._ours, "reference": self._reference}
         self._torch_module = self._make_torch()
+        self._dropin_module = None
         if self._torch_module is not None:
             self.peers["torch"] = self._torch
+            frt = dropin_or_none()
+            if frt is not None:
+                # A copy: its own Parameters, so that its .grad never mixes with torch's.
+                self._dropin_module = frt.from_torch(copy.deepcopy(self._torch_module))
+                self.peers["dropin"] = self._dropin
             if applies("torch_pad", s, mode):
                 self.peers["torch_pad"] = self._torch_pad
         self._ort_session = self._make_ort(threads if threads is not None else _threads)
@@ -609,9 +639,11 @@ class Case:
             self._tbatch = torch.arange(s.B)
         return m
 
-    def _torch_run(self, x):
-        """torch's module on x (T, B, I): a PackedSequence in and out in a ragged row."""
-        torch, m = torch_or_none(), self._torch_module
+    def _torch_run(self, x, m=None):
+        """torch's module (or `m`, the drop-in) on x (T, B, I): a PackedSequence in and
+        out in a ragged row."""
+        torch = torch_or_none()
+        m = self._torch_module if m is None else m
         if self.lengths is None:
             return m(x)
         rnn = torch.nn.utils.rnn
@@ -621,17 +653,27 @@ class Case:
         return y, state
 
     def _torch(self) -> dict:
-        torch, m = torch_or_none(), self._torch_module
+        return self._torch_call(self._torch_module)
+
+    def _dropin(self) -> dict:
+        """The drop-in module, called exactly as torch's (_torch_call)."""
+        return self._torch_call(self._dropin_module)
+
+    def _torch_call(self, m) -> dict:
+        """Module m (torch.nn's or the drop-in) on the case's inputs: inference under
+        torch.inference_mode; training = forward and backward of sum(y * dy) from a fresh
+        leaf x, the gradients read from x.grad and each Parameter's .grad."""
+        torch = torch_or_none()
         if self.shape.is_cell:
             with torch.inference_mode():
                 return self._named_state(m(self._tx, self._hx(self._tstates)))
         if self.mode == "inference":
             with torch.inference_mode():
-                y, state = self._torch_run(self._tx)
+                y, state = self._torch_run(self._tx, m)
             return {"y": _numpy(y), **self._named_state(state)}
         m.zero_grad(set_to_none=True)
         x = torch.from_numpy(self.x).requires_grad_()  # a fresh leaf per call
-        y, state = self._torch_run(x)
+        y, state = self._torch_run(x, m)
         (y * self._tdy).sum().backward()
         return {"y": _numpy(y), **self._named_state(state), "dx": _numpy(x.grad),
                 **self._grads((n, p.grad) for n, p in m.named_parameters())}
@@ -766,7 +808,8 @@ class Measurement:
 
 def measure(case: Case, *, min_runs=3, max_runs=50, budget_s=2.0, ref_limit_s=None,
             min_sample_s=0.01) -> Measurement:
-    """Time every peer of `case`, alternating (ours, reference, torch, ort, ours, ...).
+    """Time every peer of `case`, alternating (ours, reference, torch, dropin, ort, ours,
+    ...).
 
     A first round warms up (weight packing, allocations) and gives the results that
     are checked against the reference (and the other peers against ours); its times
@@ -818,6 +861,13 @@ def speedup(m: Measurement, peer: str):
     return v / ours if v is not None and ours else None
 
 
+def torch_over_dropin(m: Measurement):
+    """torch.nn's time / the drop-in's time (> 1: swapping in fusedrnn.torch is faster),
+    or None without either."""
+    t, d = m.median("torch"), m.median("dropin")
+    return t / d if t is not None and d else None
+
+
 def gflops(m: Measurement) -> float:
     return m.case.flops / m.median("ours") / 1e9
 
@@ -837,6 +887,9 @@ def to_json(m: Measurement, peak_gflops=None) -> dict:
         "flops": c.flops, "threads": m.threads, "gflops": gflops(m),
         "pct_peak": pct_peak(m, peak_gflops) if peak_gflops else None,
         "ok": m.ok(),
+        # torch.nn time / drop-in time, both called the same way (> 1: the drop-in faster);
+        # the drop-in's own "speedup" is its time / ours (its autograd and glue overhead).
+        "torch_over_dropin": torch_over_dropin(m),
         "peers": {
             p: {"times_s": m.times[p], "median_s": m.median(p), "runs": len(m.times[p]),
                 "measured_once": p in m.once, "rel_error": m.errors[p],
@@ -870,8 +923,8 @@ def set_ascii(ascii_only: bool) -> None:
 # (title, width) of each column; {u} is the time unit: ms for sequences, µs for cells.
 COLUMNS = (("kind", 4), ("row", 4), ("mode", 9), ("ours {u}", 9), ("GFLOP/s", 7),
            ("%peak", 5), ("ref {u}", 9), ("x ref", 6), ("torch {u}", 9), ("x torch", 7),
-           ("ort {u}", 9), ("x ort", 6), ("tpad {u}", 9), ("x tpad", 6), ("runs", 14),
-           ("check", 9))
+           ("drop {u}", 9), ("x drop", 6), ("torch/drop", 10), ("ort {u}", 9), ("x ort", 6),
+           ("tpad {u}", 9), ("x tpad", 6), ("runs", 17), ("check", 9))
 _LEFT = 3  # the first columns are left-aligned, the others right-aligned
 
 
@@ -894,7 +947,9 @@ def _fixed(v: float) -> str:
 
 def table_row(m: Measurement, peak_gflops: float) -> str:
     """One line: times in the unit of the row (ms, or µs per call for the cell row),
-    speedup = peer time / ours time (> 1: ours is faster), — for an absent peer."""
+    speedup = peer time / ours time (> 1: ours is faster; x drop is the drop-in's
+    overhead over ours), torch/drop = torch.nn time / drop-in time (> 1: the drop-in is
+    faster), — for an absent peer."""
     c = m.case
     scale = 1e6 if c.shape.is_cell else 1e3
     ours = m.median("ours")
@@ -912,10 +967,12 @@ def table_row(m: Measurement, peak_gflops: float) -> str:
     check = f"{'ok' if m.agrees() else 'FAIL'} {m.errors['ours']:.0e}"
     bad = m.disagreeing()
     runs = "/".join(str(len(m.times[p])) if p in m.times else NONE for p in PEERS)
+    td = torch_over_dropin(m)
     values = [c.kind.name, c.shape.name, c.mode, _fixed(ours * scale), _fixed(gflops(m)),
               f"{pct_peak(m, peak_gflops):.1f}", t("reference"), x("reference"),
-              t("torch"), x("torch"), t("ort"), x("ort"), t("torch_pad"), x("torch_pad"),
-              runs, check]
+              t("torch"), x("torch"), t("dropin"), x("dropin"),
+              f"{td:.2f}" if td is not None else NONE, t("ort"), x("ort"), t("torch_pad"),
+              x("torch_pad"), runs, check]
     line = _join(values)
     # A peer that differs from ours: its times are suspect (or its conversion is wrong).
     return line + "".join(f" {OTHERS[p]}!" for p in bad)
@@ -941,8 +998,8 @@ def plot(results: list, path: str, title: str = "", scale: str = "log") -> None:
     fig, axes = plt.subplots(len(counts), 1, squeeze=False,
                              figsize=(min(24.0, max(7.0, 0.5 * len(labels) + 2)),
                                       3.6 * len(counts)))
-    colors = {"reference": "#999999", "torch": "#ee4c2c", "ort": "#2b6cb0",
-              "torch_pad": "#f6ad55"}
+    colors = {"reference": "#999999", "torch": "#ee4c2c", "dropin": "#38a169",
+              "ort": "#2b6cb0", "torch_pad": "#f6ad55"}
     for ax, n in zip(axes[:, 0], counts):
         rows = {f"{r['kind']} {r['row']}\n{r['mode'][:5]}": r for r in results
                 if r["threads"]["ours"] == n}
