@@ -2,9 +2,9 @@
 
 One benchmark per (kind, row, mode, peer), grouped by (kind, row, mode) so that the
 peers sit side by side; each first checks its peer's result once, as the CLI does: ours
-and the reference against the reference, torch and ONNX Runtime against ours (a wrong
-weight conversion fails there; torch_pad, torch on the padded batch of the len row, on
-y, h_n and the gradients).  Unlike ``python -m fusedrnn bench``, the peers are timed
+and the reference against the reference, torch, dropin (fusedrnn.torch's drop-in module)
+and ONNX Runtime against ours (a wrong weight conversion fails there; torch_pad, torch on
+the padded batch of the len row, on y, h_n and the gradients).  Unlike ``python -m fusedrnn bench``, the peers are timed
 one after the other, not alternating.
 """
 
