@@ -123,6 +123,12 @@ def kernel_run(cell, p, dtype, packed_rows):
     N = int(bs.sum()) if packed_rows else T * B
     assert ws.shape == (fusedrnn._core.workspace_size(cell, T, B, H, P, N),)
     g = F.sequence_backward(w, c(x), ws, c(dy), c(p["dh_n"]), c(p["dc_n"]), batch_sizes=bs)
+    # need_dx=False (an input without a gradient): dx is left out, the rest unchanged.
+    g_nodx = F.sequence_backward(w, c(x), ws, c(dy), c(p["dh_n"]), c(p["dc_n"]),
+                                 batch_sizes=bs, need_dx=False)
+    assert g_nodx.pop("dx") is None and set(g_nodx) == set(g) - {"dx"}
+    for k, v in g_nodx.items():
+        np.testing.assert_array_equal(v, g[k], err_msg=f"{k} with need_dx=False")
     out = dict(y=y, h_n=h_n)
     if cell == "lstm":
         out["c_n"] = c_n

@@ -12,7 +12,8 @@ kernels take the rows of a batch sorted by length (longest first) packed step by
 ``batch_sizes[t] = #{b : len_b > t}``.  The problems here draw their lengths already
 sorted (longest first), so row b is the same row in both layouts.
 
-Every test runs once per ISA this CPU can run (the `isa` fixture).
+Every test runs once per ISA this CPU can run (the `isa` fixture).  Each run also
+checks that ``need_dx=False`` leaves every other gradient unchanged, bit for bit.
 """
 
 import itertools

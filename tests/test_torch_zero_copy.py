@@ -92,3 +92,15 @@ def test_weights_packed_once_per_version(torch, frt, spy):
     assert len(spy["pack"]) == 2
     rnn(x)
     assert len(spy["pack"]) == 4  # the step changed every parameter's version
+
+
+def test_input_without_grad_skips_dx(torch, frt, spy):
+    """A first layer whose input needs no gradient: the kernels skip dx's product; the
+    second layer's input (the first's output) still gets its gradient."""
+    lstm = frt.LSTM(5, 7, num_layers=2)
+    x = torch.randn(4, 3, 5)
+    y, _ = lstm(x)
+    y.sum().backward()
+    need = {call[0][1].shape[-1]: call[1]["need_dx"] for call in spy["backward"]}
+    assert need == {5: False, 7: True}
+    assert x.grad is None and lstm.weight_ih_l0.grad is not None

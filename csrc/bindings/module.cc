@@ -340,7 +340,7 @@ py::tuple forward_t(const PackedWeights& pw, const py::array& x_a, const py::arr
 template <class T>
 py::tuple backward_t(const PackedWeights& pw, const py::array& x_a, const py::array& ws_a,
                      const py::array& dy_a, const py::object& dh_o, const py::object& dc_o,
-                     const py::object& batch_sizes) {
+                     const py::object& batch_sizes, bool need_dx) {
   Rows rows;
   const Dims d = dims_of(pw, x_a, batch_sizes, rows);
   const bool packed = !batch_sizes.is_none(), lstm = pw.cell() == Cell::lstm;
@@ -352,7 +352,15 @@ py::tuple backward_t(const PackedWeights& pw, const py::array& x_a, const py::ar
   const T* dc_n = optional<T>(dc_o, "dc_n", {d.B, d.H});
   if (dc_n && !lstm) throw std::invalid_argument("dc_n: only an LSTM has a cell state");
 
-  py::array_t<T> dx(rows_shape(d, packed, d.I));
+  // need_dx=False: the product dx = dgates W_ih is skipped and dx is None (a first
+  // layer whose input needs no gradient; the other results are unchanged, bit for bit).
+  py::object dx = py::none();
+  T* pdx = nullptr;
+  if (need_dx) {
+    py::array_t<T> a(rows_shape(d, packed, d.I));
+    pdx = a.mutable_data();
+    dx = a;
+  }
   auto dh0 = empty<T>({d.B, Hr});
   auto dw_ih = empty<T>({GH, d.I});
   auto dw_hh = empty<T>({GH, Hr});
@@ -376,7 +384,6 @@ py::tuple backward_t(const PackedWeights& pw, const py::array& x_a, const py::ar
     pdwr = a.mutable_data();
     dw_hr = a;
   }
-  T* pdx = dx.mutable_data();
   T* pdh0 = dh0.mutable_data();
   T* pdwi = dw_ih.mutable_data();
   T* pdwh = dw_hh.mutable_data();
@@ -483,13 +490,14 @@ PYBIND11_MODULE(_core, m) {
       "backward",
       [](const PackedWeights& w, const py::array& x, const py::array& workspace,
          const py::array& dy, const py::object& dh_n, const py::object& dc_n,
-         const py::object& batch_sizes) {
-        return w.is_f32() ? backward_t<float>(w, x, workspace, dy, dh_n, dc_n, batch_sizes)
-                          : backward_t<double>(w, x, workspace, dy, dh_n, dc_n, batch_sizes);
+         const py::object& batch_sizes, bool need_dx) {
+        return w.is_f32()
+                   ? backward_t<float>(w, x, workspace, dy, dh_n, dc_n, batch_sizes, need_dx)
+                   : backward_t<double>(w, x, workspace, dy, dh_n, dc_n, batch_sizes, need_dx);
       },
       py::arg("weights"), py::arg("x"), py::arg("workspace"), py::arg("dy"),
       py::arg("dh_n") = py::none(), py::arg("dc_n") = py::none(),
-      py::arg("batch_sizes") = py::none());
+      py::arg("batch_sizes") = py::none(), py::arg("need_dx") = true);
 
   m.def(
       "step",

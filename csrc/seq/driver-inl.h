@@ -473,9 +473,9 @@ void weight_gradients(const Weights<T>& w, const Dims& d, const T* x, const T* h
   pack_b_alloc(hp, N, Hr);
   if (cell == Cell::gru_reset_before) pack_b_alloc(rhp, N, H);
   if (P) pack_b_alloc(mp, N, H);
-  const double flops = 2.0 * N * GH * (2 * I + Hr) + 2.0 * N * P * H;
+  const double flops = 2.0 * N * GH * ((dx ? 2 : 1) * I + Hr) + 2.0 * N * P * H;
   parallel(threads_for(flops, 1 << 20), [&](ThreadCtx& ctx) {
-    gemm<T>(ctx, N, dgi, GH, 1, w.wih, dx, I, false, nullptr);
+    if (dx) gemm<T>(ctx, N, dgi, GH, 1, w.wih, dx, I, false, nullptr);  // null: not wanted
     pack_b(ctx, xp, x, I, 1);
     gemm<T>(ctx, GH, dgi, 1, GH, xp, dw_ih, I, false, nullptr);
     pack_b(ctx, hp, h_prev_all, Hr, 1);

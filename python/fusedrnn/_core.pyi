@@ -54,11 +54,13 @@ def backward(
     dh_n: Optional[npt.NDArray[np.floating]] = None,
     dc_n: Optional[npt.NDArray[np.floating]] = None,
     batch_sizes: Optional[npt.NDArray[np.int64]] = None,
+    need_dx: bool = True,
 ) -> Tuple[
-    np.ndarray, np.ndarray, Optional[np.ndarray], np.ndarray, np.ndarray,
+    Optional[np.ndarray], np.ndarray, Optional[np.ndarray], np.ndarray, np.ndarray,
     Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray],
 ]:
-    """(dx, dh0, dc0 or None, dw_ih, dw_hh, db_ih or None, db_hh or None, dw_hr or None)."""
+    """(dx or None (need_dx=False), dh0, dc0 or None, dw_ih, dw_hh, db_ih or None,
+    db_hh or None, dw_hr or None)."""
 
 def step(
     weights: Weights,

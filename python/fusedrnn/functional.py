@@ -114,14 +114,17 @@ def sequence_forward(packed, x, h0, c0=None, *, train=False, batch_sizes=None):
     return _core.forward(packed, x, h0, c0, bool(train), batch_sizes)
 
 
-def sequence_backward(packed, x, workspace, dy, dh_n=None, dc_n=None, *, batch_sizes=None):
+def sequence_backward(packed, x, workspace, dy, dh_n=None, dc_n=None, *, batch_sizes=None,
+                      need_dx=True):
     """Gradients of one layer-direction, given the forward's x, workspace and batch_sizes.
 
     Returns a dict with dx (like x), dh0 (B, Hr), dc0 (LSTM), weight_ih, weight_hh,
     weight_hr (LSTM projection) and, when the weights have biases, bias_ih and bias_hh.
+    ``need_dx=False`` skips the product for dx (then None): an input that needs no
+    gradient; every other result is the same, bit for bit.
     """
     dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr = _core.backward(
-        packed, x, workspace, dy, dh_n, dc_n, batch_sizes)
+        packed, x, workspace, dy, dh_n, dc_n, batch_sizes, bool(need_dx))
     out = {"dx": dx, "dh0": dh0, "weight_ih": dw_ih, "weight_hh": dw_hh}
     if dw_hr is not None:
         out["weight_hr"] = dw_hr

@@ -105,7 +105,8 @@ struct KernelTable {
                   T* y, T* h_n, T* c_n, T* ws);
   // dy (N, Hr); dh_n (B, Hr), dc_n (B, H) or null (zero).  Writes dx (N, I), dh0 (B, Hr),
   // dc0 (B, H), dw_ih (G*H, I), dw_hh (G*H, Hr), dw_hr (P, H) when P, db_ih, db_hh (G*H)
-  // — the bias ones only when non-null.
+  // — the bias ones only when non-null; dx may be null too (not computed: the product
+  // dgates W_ih is skipped).
   void (*backward)(const Weights<T>& w, const Dims& d, const T* x, const T* ws, const T* dy,
                    const T* dh_n, const T* dc_n, T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh,
                    T* dw_hr, T* db_ih, T* db_hh);

@@ -147,11 +147,15 @@ class _Kernel(torch.autograd.Function):
         dy = np.zeros(ctx.y_shape, dt) if dy is None else run.order(_np(dy))
         dh = None if rest[0] is None else _np(rest[0])
         dc = None if (not run.is_lstm or rest[1] is None) else _np(rest[1])
-        g = sequence_backward(run.packed, xd, ctx.ws, dy, dh, dc, batch_sizes=run.bs)
         need = ctx.needs_input_grad
-        dx = run.order(g["dx"]).reshape(x.shape) if not run.cell else g["dx"].reshape(x.shape)
-        out = [None,
-               torch.from_numpy(dx) if need[1] else None,
+        # An input that needs no gradient (a first layer's data): dx's product skipped.
+        g = sequence_backward(run.packed, xd, ctx.ws, dy, dh, dc, batch_sizes=run.bs,
+                              need_dx=need[1])
+        dx = None
+        if need[1]:
+            dx = g["dx"] if run.cell else run.order(g["dx"])
+            dx = torch.from_numpy(dx.reshape(x.shape))
+        out = [None, dx,
                torch.from_numpy(g["dh0"]) if need[2] else None,
                torch.from_numpy(g["dc0"]) if (ctx.has_c0 and need[3]) else None]
         for i, role in enumerate(run.roles):
