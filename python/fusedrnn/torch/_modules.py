@@ -189,6 +189,13 @@ class _Fused:
     def _fr_packed(self, k, names, cell):
         """Layer-direction k's weights packed for the kernels, cached per version."""
         params = [getattr(self, n) for n in names]
+        arrays = {_role(n): _np(p) for n, p in zip(names, params)}
+        if any(p.is_inference() for p in params):
+            # Made under torch.inference_mode(): such tensors have no version counter, so
+            # a cached copy could not tell a change; pack for this call only.
+            return pack(cell, arrays["weight_ih"], arrays["weight_hh"], arrays.get("bias_ih"),
+                        arrays.get("bias_hh"), weight_hr=arrays.get("weight_hr"),
+                        one_step=self._fr_one_step)
         key = tuple((p.data_ptr(), p._version) for p in params)
         cache = self.__dict__.get("_fr_cache")
         if cache is None:
@@ -196,7 +203,6 @@ class _Fused:
         entry = cache.get(k)
         if entry is not None and entry[0] == key:
             return entry[2]
-        arrays = {_role(n): _np(p) for n, p in zip(names, params)}
         packed = pack(cell, arrays["weight_ih"], arrays["weight_hh"], arrays.get("bias_ih"),
                       arrays.get("bias_hh"), weight_hr=arrays.get("weight_hr"),
                       one_step=self._fr_one_step)

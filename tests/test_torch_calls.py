@@ -1,7 +1,12 @@
-"""fusedrnn.torch hands contiguous tensors to the kernels without copying them, and
-returns the kernels' arrays as tensors without copying them (issue 5: "without copying
-contiguous data").  Checked by recording what the kernels' Python entry points receive
-and return: memory addresses, not timings."""
+"""What fusedrnn.torch's modules hand to the kernels, recorded at the kernels' Python
+entry points (memory addresses and call counts, not timings):
+
+- contiguous tensors reach the kernels without a copy, and the kernels' arrays come back
+  as tensors without a copy (issue 5: "without copying contiguous data");
+- an input that needs no gradient gets none computed (need_dx=False);
+- weights are packed once per parameter version, and per call for parameters made
+  under inference_mode (which have no version counter).
+"""
 
 from __future__ import annotations
 
@@ -104,3 +109,19 @@ def test_input_without_grad_skips_dx(torch, frt, spy):
     need = {call[0][1].shape[-1]: call[1]["need_dx"] for call in spy["backward"]}
     assert need == {5: False, 7: True}
     assert x.grad is None and lstm.weight_ih_l0.grad is not None
+
+
+def test_module_made_under_inference_mode(torch, frt, spy):
+    """Parameters made under inference_mode have no version counter: packed per call
+    (never a stale copy), and the results equal torch.nn's."""
+    with torch.inference_mode():
+        ours = frt.GRU(3, 4)
+        ref = torch.nn.GRU(3, 4)
+        ref.load_state_dict(ours.state_dict())
+        x = torch.randn(5, 2, 3)
+        for _ in range(2):
+            torch.testing.assert_close(ours(x)[0], ref(x)[0], rtol=1e-5, atol=1e-6)
+        ours.weight_hh_l0.mul_(2.0)  # in place, inside inference mode: no version to see
+        ref.weight_hh_l0.mul_(2.0)
+        torch.testing.assert_close(ours(x)[0], ref(x)[0], rtol=1e-5, atol=1e-6)
+    assert len(spy["pack"]) == 3
