@@ -966,7 +966,8 @@ ERRORS = {
     "packed_bs_zero": ("GRU", lambda t, m: m(_bad_packed(t, t.tensor([3, 3, 0]))),
                        ValueError, r"batch_sizes: expected non-increasing values >= 1"),
     "packed_bs_sum": ("LSTM", lambda t, m: m(_bad_packed(t, t.tensor([3, 2, 2]))),
-                      ValueError, r"expected 7 rows \(the sum of batch_sizes\)"),
+                      ValueError, r"^LSTM: input\.batch_sizes: expected non-increasing values "
+                      r">= 1 summing to input\.data's 6 rows, got \[3, 2, 2\]"),
     "packed_data_width": ("LSTM", lambda t, m: m(_bad_packed(t, t.tensor([3, 2, 1]),
                                                              t.randn(6, I + 1))),
                           ValueError, r"^LSTM: input\.data: expected shape \(N, 4\)"),

@@ -190,9 +190,11 @@ class _Fused:
         """Layer-direction k's weights packed for the kernels, cached per version."""
         params = [getattr(self, n) for n in names]
         arrays = {_role(n): _np(p) for n, p in zip(names, params)}
-        if any(p.is_inference() for p in params):
-            # Made under torch.inference_mode(): such tensors have no version counter, so
-            # a cached copy could not tell a change; pack for this call only.
+        if not all(isinstance(p, nn.Parameter) and not p.is_inference() for p in params):
+            # Pack for this call only when the weights are not the module's own parameters
+            # (torch.func.functional_call's or a parametrization's tensors: gradcheck
+            # perturbs those in place without advancing their version counter), or were
+            # made under torch.inference_mode() (no version counter at all).
             return pack(cell, arrays["weight_ih"], arrays["weight_hh"], arrays.get("bias_ih"),
                         arrays.get("bias_hh"), weight_hr=arrays.get("weight_hr"),
                         one_step=self._fr_one_step)
@@ -271,6 +273,10 @@ class _LayerMixin(_Fused):
                                  "int64 tensor, as torch.nn.utils.rnn.pack_padded_sequence "
                                  "makes")
             bs = np.array(batch_sizes.numpy(), np.int64)  # a copy: the runs keep it
+            if bs.min() < 1 or np.any(np.diff(bs) > 0) or bs.sum() != x.shape[0]:
+                raise ValueError(
+                    f"{owner}: input.batch_sizes: expected non-increasing values >= 1 "
+                    f"summing to input.data's {x.shape[0]} rows, got {bs.tolist()}")
             B, unbatched = int(bs[0]), False
             x = x.contiguous()
         else:
@@ -467,10 +473,11 @@ _OURS = {nn.LSTM: LSTM, nn.GRU: GRU, nn.RNN: RNN, nn.LSTMCell: LSTMCell,
 
 
 def from_torch(module: nn.Module) -> nn.Module:
-    """The fusedrnn.torch counterpart of one torch.nn recurrent module, sharing its
-    parameters (the same ``nn.Parameter`` objects, so an optimizer made before keeps
-    working), buffers, hooks and training flag.  A module that is already ours is
-    returned as it is."""
+    """The fusedrnn.torch counterpart of one torch.nn recurrent module, to be used in its
+    place: it shares the original's whole state (the same ``nn.Parameter`` objects, so an
+    optimizer made before keeps working; buffers, hooks and their handles, training flag),
+    so changes to one show in the other.  A module that is already ours is returned as
+    it is.  To keep the original separate, pass ``copy.deepcopy(module)``."""
     if type(module) in _OURS.values():
         return module
     cls = _OURS.get(type(module))
@@ -481,10 +488,9 @@ def from_torch(module: nn.Module) -> nn.Module:
             f"{type(module).__module__}.{type(module).__qualname__}"
         )
     new = cls.__new__(cls)
-    state = {}
-    for k, v in module.__dict__.items():  # containers copied, their contents shared
-        state[k] = v.copy() if isinstance(v, (dict, list)) else v
-    new.__dict__.update(state)
+    # The same state, containers included (so hook handles made before still remove
+    # their hooks): the new module takes the original's place.
+    new.__dict__.update(module.__dict__)
     new.__dict__["_fr_cache"] = None
     return new
 
