@@ -1,4 +1,8 @@
-"""The README's usage example runs as written, and CI runs the README's test command."""
+"""The README's usage examples run as written, and CI runs the README's test command.
+
+```python blocks need only fusedrnn; ```py blocks are the PyTorch drop-in's and need
+torch (the ``torch`` fixture: skipped without it, failed under FUSEDRNN_REQUIRE_TORCH=1).
+"""
 
 import pathlib
 import re
@@ -14,6 +18,13 @@ def code_blocks(lang):
 def test_usage_example_runs():
     blocks = code_blocks("python")
     assert blocks, "README.md has no python example"
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+
+
+def test_torch_example_runs(torch):
+    blocks = code_blocks("py")
+    assert blocks, "README.md has no PyTorch drop-in example"
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
 
