@@ -5,7 +5,8 @@ entry points (memory addresses and call counts, not timings):
   as tensors without a copy (issue 5: "without copying contiguous data");
 - an input that needs no gradient gets none computed (need_dx=False);
 - weights are packed once per parameter version, and per call for parameters made
-  under inference_mode (which have no version counter).
+  under inference_mode (which have no version counter);
+- torch.func transforms, which hand over tensors without memory, get a clear error.
 """
 
 from __future__ import annotations
@@ -125,3 +126,12 @@ def test_module_made_under_inference_mode(torch, frt, spy):
         ref.weight_hh_l0.mul_(2.0)
         torch.testing.assert_close(ours(x)[0], ref(x)[0], rtol=1e-5, atol=1e-6)
     assert len(spy["pack"]) == 3
+
+
+def test_torch_func_transforms_raise_clearly(torch, frt):
+    """torch.func's grad wraps tensors without storage: a RuntimeError that says what is
+    unsupported and what to use, not torch's bare 'data pointer' message."""
+    m = frt.RNN(4, 5).double()
+    x = torch.randn(3, 2, 4, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match=r"torch\.func transforms .* not supported"):
+        torch.func.grad(lambda x: m(x)[0].sum())(x)

@@ -43,7 +43,13 @@ def _np(t: torch.Tensor) -> np.ndarray:
     """A CPU tensor as a C-contiguous NumPy array: its own memory when it is contiguous."""
     if not t.is_contiguous():
         t = t.contiguous()
-    return t.detach().numpy()
+    try:
+        return t.detach().numpy()
+    except RuntimeError as e:  # e.g. torch.func's wrapped tensors, which have no storage
+        raise RuntimeError(
+            f"fusedrnn.torch: the kernels need tensors with memory to read ({e}); "
+            "torch.func transforms (grad, vmap, jacrev, ...) over fusedrnn.torch modules "
+            "are not supported: use torch.autograd (backward, torch.autograd.grad)") from e
 
 
 def _role(name: str) -> str:
