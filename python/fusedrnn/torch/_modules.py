@@ -107,16 +107,22 @@ class _Run:
     def kernel_x(self, x: np.ndarray) -> np.ndarray:
         return x.reshape((1,) + x.shape) if self.cell else self.order(x)
 
-    def forward(self, x, h0, c0, train):
-        xd = self.kernel_x(_np(x))
-        y, h_n, c_n, ws = sequence_forward(self.packed, xd, _np(h0),
-                                           None if c0 is None else _np(c0), train=train,
+    def forward_np(self, x, h0, c0, train):
+        """The kernels on arrays: (y in the caller's row order (None for a cell), h_n,
+        c_n, the x the kernels read, y's shape, workspace)."""
+        xd = self.kernel_x(x)
+        y, h_n, c_n, ws = sequence_forward(self.packed, xd, h0, c0, train=train,
                                            batch_sizes=self.bs)
-        outs = [] if self.cell else [torch.from_numpy(self.order(y))]
+        return (None if self.cell else self.order(y)), h_n, c_n, xd, y.shape, ws
+
+    def forward(self, x, h0, c0, train):
+        y, h_n, c_n, xd, y_shape, ws = self.forward_np(
+            _np(x), _np(h0), None if c0 is None else _np(c0), train)
+        outs = [] if self.cell else [torch.from_numpy(y)]
         outs.append(torch.from_numpy(h_n))
         if self.is_lstm:
             outs.append(torch.from_numpy(c_n))
-        return outs, xd, y.shape, ws
+        return outs, xd, y_shape, ws
 
 
 class _Kernel(torch.autograd.Function):
@@ -192,18 +198,22 @@ class _Fused:
                 )
         return dtype
 
-    def _fr_packed(self, k, names, cell):
-        """Layer-direction k's weights packed for the kernels, cached per version."""
-        params = [getattr(self, n) for n in names]
-        arrays = {_role(n): _np(p) for n, p in zip(names, params)}
+    def _fr_packed(self, k, names, params, cell):
+        """Layer-direction k's weights (params, named names) packed for the kernels,
+        cached per version."""
+
+        def packed_now():
+            a = {_role(n): _np(p) for n, p in zip(names, params)}
+            return pack(cell, a["weight_ih"], a["weight_hh"], a.get("bias_ih"),
+                        a.get("bias_hh"), weight_hr=a.get("weight_hr"),
+                        one_step=self._fr_one_step)
+
         if not all(isinstance(p, nn.Parameter) and not p.is_inference() for p in params):
             # Pack for this call only when the weights are not the module's own parameters
             # (torch.func.functional_call's or a parametrization's tensors: gradcheck
             # perturbs those in place without advancing their version counter), or were
             # made under torch.inference_mode() (no version counter at all).
-            return pack(cell, arrays["weight_ih"], arrays["weight_hh"], arrays.get("bias_ih"),
-                        arrays.get("bias_hh"), weight_hr=arrays.get("weight_hr"),
-                        one_step=self._fr_one_step)
+            return packed_now()
         key = tuple((p.data_ptr(), p._version) for p in params)
         cache = self.__dict__.get("_fr_cache")
         if cache is None:
@@ -211,9 +221,7 @@ class _Fused:
         entry = cache.get(k)
         if entry is not None and entry[0] == key:
             return entry[2]
-        packed = pack(cell, arrays["weight_ih"], arrays["weight_hh"], arrays.get("bias_ih"),
-                      arrays.get("bias_hh"), weight_hr=arrays.get("weight_hr"),
-                      one_step=self._fr_one_step)
+        packed = packed_now()
         # The detached tensors keep the packed storages alive, so no other tensor can be
         # given their addresses while the entry exists (the key stays unambiguous).
         cache[k] = (key, [p.detach() for p in params], packed)
@@ -306,37 +314,63 @@ class _LayerMixin(_Fused):
             x = x.contiguous()
             B, bs = x.shape[1], None
 
-        h0, c0 = self._fr_states(hx, owner, dtype, is_lstm, unbatched, (L * D, B, Hr),
-                                 (L * D, B, H), sorted_idx)
+        h_shape, c_shape = (L * D, B, Hr), (L * D, B, H)
+        h0, c0 = self._fr_states(hx, owner, dtype, is_lstm, unbatched, h_shape, c_shape,
+                                 sorted_idx)
         grad = torch.is_grad_enabled() and (
-            x.requires_grad or h0.requires_grad or (c0 is not None and c0.requires_grad)
-            or any(p.requires_grad for p in params))
+            x.requires_grad or (h0 is not None and h0.requires_grad)
+            or (c0 is not None and c0.requires_grad) or any(p.requires_grad for p in params))
         perm = _reverse_rows(bs) if (D == 2 and bs is not None) else None
+        runs, i = [], 0
+        for k, names in enumerate(self._all_weights):
+            ps = params[i:i + len(names)]
+            i += len(names)
+            runs.append((_Run(self._fr_packed(k, names, ps, cell), bs, perm, k % D == 1,
+                              is_lstm, owner, [_role(n) for n in names]), ps))
+        drop = self.dropout if self.training else 0.0
 
-        layer_in, hs, cs = x, [], []
-        for layer in range(L):
-            outs = []
-            for d in range(D):
-                k = layer * D + d
-                names = self._all_weights[k]
-                run = _Run(self._fr_packed(k, names, cell), bs, perm, d == 1, is_lstm, owner,
-                           [_role(n) for n in names])
-                c0k = c0[k] if is_lstm else None
-                if grad:
-                    out = _Kernel.apply(run, layer_in, h0[k], c0k,
-                                        *[getattr(self, n) for n in names])
-                else:
-                    out = run.forward(layer_in, h0[k], c0k, train=False)[0]
-                outs.append(out[0])
-                hs.append(out[1])
-                if is_lstm:
-                    cs.append(out[2])
-            layer_in = outs[0] if D == 1 else torch.cat(outs, -1)
-            if self.dropout and self.training and layer < L - 1:
-                layer_in = F.dropout(layer_in, self.dropout, True)
-        # One layer-direction: its state as it came from the kernels (no copy).
-        h_n = hs[0].unsqueeze(0) if len(hs) == 1 else torch.stack(hs)
-        c_n = None if not is_lstm else cs[0].unsqueeze(0) if len(cs) == 1 else torch.stack(cs)
+        hs, cs = [], []
+        if grad:  # autograd: one _Kernel per layer-direction, torch ops between them
+            if h0 is None:
+                h0 = torch.zeros(h_shape, dtype=dtype)
+                c0 = torch.zeros(c_shape, dtype=dtype) if is_lstm else None
+            layer_in = x
+            for layer in range(L):
+                outs = []
+                for k in range(layer * D, layer * D + D):
+                    run, ps = runs[k]
+                    out = _Kernel.apply(run, layer_in, h0[k], c0[k] if is_lstm else None, *ps)
+                    outs.append(out[0])
+                    hs.append(out[1])
+                    if is_lstm:
+                        cs.append(out[2])
+                layer_in = outs[0] if D == 1 else torch.cat(outs, -1)
+                if drop and layer < L - 1:
+                    layer_in = F.dropout(layer_in, drop, True)
+            # One layer-direction: its state as it came from the kernels (no copy).
+            h_n = hs[0].unsqueeze(0) if len(hs) == 1 else torch.stack(hs)
+            c_n = (None if not is_lstm else
+                   cs[0].unsqueeze(0) if len(cs) == 1 else torch.stack(cs))
+        else:  # inference: NumPy arrays from the input to the outputs, no torch ops between
+            npdt = np.float32 if dtype == torch.float32 else np.float64
+            h0n = np.zeros(h_shape, npdt) if h0 is None else _np(h0)
+            c0n = None if not is_lstm else np.zeros(c_shape, npdt) if c0 is None else _np(c0)
+            layer_in = _np(x)
+            for layer in range(L):
+                outs = []
+                for k in range(layer * D, layer * D + D):
+                    y, h, c, *_ = runs[k][0].forward_np(
+                        layer_in, h0n[k], None if c0n is None else c0n[k], False)
+                    outs.append(y)
+                    hs.append(h)
+                    cs.append(c)
+                layer_in = outs[0] if D == 1 else np.concatenate(outs, -1)
+                if drop and layer < L - 1:  # training mode without autograd: torch's RNG
+                    layer_in = _np(F.dropout(torch.from_numpy(layer_in), drop, True))
+            layer_in = torch.from_numpy(layer_in)
+            h_n = torch.from_numpy(hs[0][None] if len(hs) == 1 else np.stack(hs))
+            c_n = (None if not is_lstm else
+                   torch.from_numpy(cs[0][None] if len(cs) == 1 else np.stack(cs)))
         if unsorted_idx is not None:
             h_n = h_n.index_select(1, unsorted_idx)
             c_n = c_n.index_select(1, unsorted_idx) if is_lstm else None
@@ -351,10 +385,10 @@ class _LayerMixin(_Fused):
         return output, ((h_n, c_n) if is_lstm else h_n)
 
     def _fr_states(self, hx, owner, dtype, is_lstm, unbatched, h_shape, c_shape, sorted_idx):
-        """(h0, c0 or None), each (L*D, B, F) contiguous, in the kernels' batch order."""
+        """(h0, c0 or None), each (L*D, B, F) contiguous, in the kernels' batch order;
+        (None, None) for hx None (zeros, made by the caller)."""
         if hx is None:
-            h0 = torch.zeros(h_shape, dtype=dtype)
-            return h0, (torch.zeros(c_shape, dtype=dtype) if is_lstm else None)
+            return None, None
         if is_lstm:
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
                 raise TypeError(f"{owner}: hx: expected a tuple (h_0, c_0), got "
@@ -406,10 +440,8 @@ class _CellMixin(_Fused):
             raise ValueError(f"{owner}: input: expected at least one row, got shape "
                              f"{tuple(input.shape)}")
         shape = (H,) if unbatched else (B, H)
-        if hx is None:
-            h0 = torch.zeros((B, H), dtype=dtype)
-            c0 = torch.zeros((B, H), dtype=dtype) if is_lstm else None
-        else:
+        h0 = c0 = None  # None: zeros
+        if hx is not None:
             if is_lstm:
                 if not isinstance(hx, (tuple, list)) or len(hx) != 2:
                     raise TypeError(f"{owner}: hx: expected a tuple (h_0, c_0), got "
@@ -426,20 +458,27 @@ class _CellMixin(_Fused):
                 if tuple(t.shape) != shape:
                     raise ValueError(f"{owner}: {arg}: expected shape {shape}, got "
                                      f"{tuple(t.shape)}")
-                states.append(t.reshape(B, H).contiguous())
+                states.append((t.unsqueeze(0) if unbatched else t).contiguous())
             h0, c0 = states[0], (states[1] if is_lstm else None)
-        packed = self._fr_packed(0, names, cell)
+        packed = self._fr_packed(0, names, params, cell)
         grad = torch.is_grad_enabled() and (
-            x.requires_grad or h0.requires_grad or (c0 is not None and c0.requires_grad)
-            or any(p.requires_grad for p in params))
+            x.requires_grad or (h0 is not None and h0.requires_grad)
+            or (c0 is not None and c0.requires_grad) or any(p.requires_grad for p in params))
         if grad:
+            if h0 is None:
+                h0 = torch.zeros((B, H), dtype=dtype)
+                c0 = torch.zeros((B, H), dtype=dtype) if is_lstm else None
             run = _Run(packed, None, None, False, is_lstm, owner, [_role(n) for n in names],
                        cell=True)
             out = _Kernel.apply(run, x, h0, c0, *params)
         else:
-            h1, c1 = _core.step(packed, _np(x), _np(h0), None if c0 is None else _np(c0))
+            npdt = np.float32 if dtype == torch.float32 else np.float64
+            h0n = np.zeros((B, H), npdt) if h0 is None else _np(h0)
+            c0n = None if not is_lstm else np.zeros((B, H), npdt) if c0 is None else _np(c0)
+            h1, c1 = _core.step(packed, _np(x), h0n, c0n)
             out = (torch.from_numpy(h1),) + ((torch.from_numpy(c1),) if is_lstm else ())
-        out = tuple(t.reshape(shape) for t in out)
+        if unbatched:
+            out = tuple(t.reshape(shape) for t in out)
         return out if is_lstm else out[0]
 
 
