@@ -16,11 +16,11 @@ without torch and fail under FUSEDRNN_REQUIRE_TORCH=1 (the ``torch`` fixture).
 
 from __future__ import annotations
 
-import itertools
 
 import numpy as np
 import pytest
 from _util import rel_err
+from _pairwise import all_cases, assert_covers, pairwise_cases
 
 import fusedrnn as fr
 from fusedrnn import reference
@@ -172,39 +172,8 @@ def _valid(case):
     return case["proj_size"] == 0 or case["kind"] == "lstm"
 
 
-def _all_cases():
-    names = list(FACTORS)
-    return [c for c in (dict(zip(names, vals)) for vals in itertools.product(*FACTORS.values()))
-            if _valid(c)]
-
-
-def _pairs(case):
-    items = list(case.items())
-    return {(a, b) for a, b in itertools.combinations(items, 2)}
-
-
-def required_pairs():
-    """Every pair of option values that some valid case has (proj_size > 0 pairs only
-    with kind 'lstm')."""
-    return set().union(*(_pairs(c) for c in _all_cases()))
-
-
-def pairwise_cases(reverse=False):
-    """A deterministic greedy pairwise covering sample: repeatedly take the valid case
-    that covers the most pairs not yet covered (ties: the first in product order, or the
-    last with ``reverse``, so that the two dtypes get different samples)."""
-    pool = _all_cases()
-    if reverse:
-        pool = pool[::-1]
-    todo, chosen = required_pairs(), []
-    while todo:
-        best = max(pool, key=lambda c: len(_pairs(c) & todo))  # max keeps the first
-        chosen.append(best)
-        todo -= _pairs(best)
-    return chosen
-
-
-PAIRWISE = {np.float32: pairwise_cases(), np.float64: pairwise_cases(reverse=True)}
+PAIRWISE = {np.float32: pairwise_cases(FACTORS, _valid),
+            np.float64: pairwise_cases(FACTORS, _valid, reverse=True)}
 
 
 def _case_id(c):
@@ -226,15 +195,8 @@ def test_pairwise_coverage(dtype):
     """The parity sample covers every pair of option values, only valid cases, no
     duplicates, and is far smaller than the full product."""
     cases = PAIRWISE[dtype]
-    assert all(_valid(c) for c in cases)
-    assert len({tuple(c.values()) for c in cases}) == len(cases)
-    covered = set().union(*(_pairs(c) for c in cases))
-    missing = required_pairs() - covered
-    assert not missing, f"pairs not covered: {sorted(missing, key=str)}"
-    # every single value appears too, and the sample is small
-    for name, values in FACTORS.items():
-        assert {c[name] for c in cases} == set(values), name
-    assert len(cases) <= 12 < len(_all_cases())
+    assert_covers(cases, FACTORS, _valid)
+    assert len(cases) <= 12 < len(all_cases(FACTORS, _valid))
 
 
 @pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")

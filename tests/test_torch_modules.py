@@ -35,6 +35,7 @@ import itertools
 
 import numpy as np
 import pytest
+from _pairwise import all_cases, assert_covers, pairwise_cases
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:dropout option adds dropout after all but last"),
@@ -139,39 +140,9 @@ def _valid(case):
     return case["proj_size"] == 0 or case["kind"] == "lstm"
 
 
-def _all_cases():
-    names = list(FACTORS)
-    return [c for c in (dict(zip(names, v)) for v in itertools.product(*FACTORS.values()))
-            if _valid(c)]
-
-
-def _pairs(case):
-    return frozenset(itertools.combinations(case.items(), 2))
-
-
-def required_pairs():
-    """Every pair of option values that some valid case has (proj_size > 0 pairs only
-    with kind 'lstm')."""
-    return set().union(*(_pairs(c) for c in _all_cases()))
-
-
-def pairwise_cases(reverse=False):
-    """A deterministic greedy pairwise covering sample: repeatedly take the valid case
-    that covers the most pairs not yet covered (ties: the first in product order, or the
-    last with ``reverse``, so that the two dtypes get different samples)."""
-    pool = [(c, _pairs(c)) for c in _all_cases()]
-    if reverse:
-        pool = pool[::-1]
-    todo, chosen = required_pairs(), []
-    while todo:
-        best, pairs = max(pool, key=lambda cp: len(cp[1] & todo))  # max keeps the first
-        chosen.append(best)
-        todo -= pairs
-    return chosen
-
-
 #: dtype -> its own pairwise sample (each dtype covers every pair)
-PAIRWISE = {"f32": pairwise_cases(), "f64": pairwise_cases(reverse=True)}
+PAIRWISE = {"f32": pairwise_cases(FACTORS, _valid),
+            "f64": pairwise_cases(FACTORS, _valid, reverse=True)}
 CASES = [dict(c, dtype=dt) for dt, cases in PAIRWISE.items() for c in cases]
 
 
@@ -190,15 +161,9 @@ def test_pairwise_coverage(dtype):
     """Each dtype's sample covers every pair of option values, has only valid cases and
     no duplicates, and is far smaller than the full product."""
     cases = PAIRWISE[dtype]
-    assert all(_valid(c) for c in cases)
-    assert len({tuple(c.values()) for c in cases}) == len(cases)
-    covered = set().union(*(_pairs(c) for c in cases))
-    missing = required_pairs() - covered
-    assert not missing, f"pairs not covered: {sorted(missing, key=str)}"
-    for name, values in FACTORS.items():
-        assert {c[name] for c in cases} == set(values), name
+    assert_covers(cases, FACTORS, _valid)
     # (kind, input) alone needs 4 * 5 cases
-    assert 4 * 5 <= len(cases) <= 30 < len(_all_cases())
+    assert 4 * 5 <= len(cases) <= 30 < len(all_cases(FACTORS, _valid))
     assert [dict(c, dtype=dtype) for c in cases] == [c for c in CASES if c["dtype"] == dtype]
 
 
