@@ -13,7 +13,8 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["CELLS", "as_array", "as_dtype", "pack", "sequence_forward", "sequence_backward"]
+__all__ = ["CELLS", "as_array", "as_dtype", "pack", "reverse_rows", "sequence_forward",
+           "sequence_backward"]
 
 #: Kernel cell names and their gate counts.
 CELLS = {
@@ -100,6 +101,18 @@ def pack(cell: str, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, weight_
     if cell not in CELLS:
         raise ValueError(f"cell: expected one of {sorted(CELLS)}, got {cell!r}")
     return _core.Weights(cell, weight_ih, weight_hh, bias_ih, bias_hh, bool(one_step), weight_hr)
+
+
+def reverse_rows(batch_sizes: np.ndarray) -> np.ndarray:
+    """For rows packed by ``batch_sizes`` (see sequence_forward): the permutation of the
+    N rows that pairs step t of each sequence with its step len-1-t, which is what a
+    reverse direction reads (the permutation is its own inverse)."""
+    bs = batch_sizes
+    off = np.concatenate([[0], np.cumsum(bs)])
+    t_of = np.repeat(np.arange(len(bs)), bs)
+    j_of = np.arange(int(off[-1])) - off[t_of]
+    lengths = (bs[None, :] > np.arange(int(bs[0]))[:, None]).sum(1)  # row j's length
+    return off[lengths[j_of] - 1 - t_of] + j_of
 
 
 def sequence_forward(packed, x, h0, c0=None, *, train=False, batch_sizes=None):

@@ -27,6 +27,7 @@ from .functional import (
     check_size,
     expect_shape,
     pack,
+    reverse_rows,
     sequence_backward,
     sequence_forward,
 )
@@ -246,7 +247,7 @@ class _Plan:
             self.order = self.index = None
             self.bs = np.full(T, B, np.int64)
             self.N = T * B
-            self.reverse = np.arange(T * B).reshape(T, B)[::-1].reshape(-1)
+            self.reverse = reverse_rows(self.bs)
             return
         order = np.argsort(-lengths, kind="stable")
         sl = lengths[order]
@@ -259,7 +260,7 @@ class _Plan:
         j_of = np.arange(self.N) - off[t_of]
         self.order = order
         self.index = t_of * B + order[j_of]
-        self.reverse = off[sl[j_of] - 1 - t_of] + j_of
+        self.reverse = reverse_rows(self.bs)
 
     def pack(self, a):
         """(T, B, F) -> (N, F) packed rows."""

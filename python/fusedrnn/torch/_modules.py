@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from .. import _core
-from ..functional import pack, sequence_backward, sequence_forward
+from ..functional import pack, reverse_rows, sequence_backward, sequence_forward
 
 __all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "replace_rnns",
            "from_torch"]
@@ -245,17 +245,6 @@ class _Fused:
         self.__dict__["_fr_cache"] = None
 
 
-def _reverse_rows(bs: np.ndarray) -> np.ndarray:
-    """For packed rows of batch sizes bs: the permutation pairing step t of a sequence
-    with its step len-1-t (its own inverse)."""
-    off = np.concatenate([[0], np.cumsum(bs)])
-    N, B = int(off[-1]), int(bs[0])
-    t_of = np.repeat(np.arange(len(bs)), bs)
-    j_of = np.arange(N) - off[t_of]
-    lengths = (bs[None, :] > np.arange(B)[:, None]).sum(1)
-    return off[lengths[j_of] - 1 - t_of] + j_of
-
-
 class _LayerMixin(_Fused):
     def _fr_cell(self):
         cells = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu"}
@@ -320,7 +309,7 @@ class _LayerMixin(_Fused):
         grad = torch.is_grad_enabled() and (
             x.requires_grad or (h0 is not None and h0.requires_grad)
             or (c0 is not None and c0.requires_grad) or any(p.requires_grad for p in params))
-        perm = _reverse_rows(bs) if (D == 2 and bs is not None) else None
+        perm = reverse_rows(bs) if (D == 2 and bs is not None) else None
         runs, i = [], 0
         for k, names in enumerate(self._all_weights):
             ps = params[i:i + len(names)]
