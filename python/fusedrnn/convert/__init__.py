@@ -51,7 +51,9 @@ of the module's dtype.
 from __future__ import annotations
 
 from ._keras import from_keras, to_keras
+from ._onnx_export import to_onnx_model
 from ._onnx_model import OnnxRNN, from_onnx_model
 from ._onnx_weights import from_onnx, to_onnx
 
-__all__ = ["to_keras", "from_keras", "to_onnx", "from_onnx", "from_onnx_model", "OnnxRNN"]
+__all__ = ["to_keras", "from_keras", "to_onnx", "from_onnx", "from_onnx_model", "to_onnx_model",
+           "OnnxRNN"]
