@@ -46,13 +46,13 @@ def _value(a):
     # AttributeProto.AttributeType: FLOAT 1, INT 2, STRING 3, FLOATS 6, INTS 7, STRINGS 8
     t = a.type
     if t == 1:
-        return float(a.f)
+        return float(str(np.float32(a.f)))  # float32 as written: 0.1, not 0.10000000149
     if t == 2:
         return int(a.i)
     if t == 3:
         return a.s.decode()
     if t == 6:
-        return [float(v) for v in a.floats]
+        return [float(str(np.float32(v))) for v in a.floats]
     if t == 7:
         return [int(v) for v in a.ints]
     if t == 8:

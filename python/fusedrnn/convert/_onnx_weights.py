@@ -114,10 +114,6 @@ def from_onnx(module, weights, *, attributes=None):
                     f"is the GRU with reset_after={bool(lbr)}, but the module has reset_after="
                     f"{module.reset_after}; build the fusedrnn.GRU with reset_after="
                     f"{bool(lbr)}")
-            if settings is not None and int(lbr) != settings[k].linear_before_reset:
-                raise ValueError(
-                    f"{where}['linear_before_reset']{layer_s}: {int(lbr)}, but the node's "
-                    f"attributes say linear_before_reset={settings[k].linear_before_reset}")
         D = len(layer)
         W = _array(entry["W"], f"{where}['W']{layer_s}")
         if W.ndim == 3 and W.shape[0] in (1, 2) and W.shape[0] != D:
