@@ -9,7 +9,8 @@
   ONNX's reference evaluator ignores sequence_lens, so ONNX Runtime is the reference
   wherever lengths are involved; layout=1 nodes are checked against the reference
   evaluator without lengths and, with lengths, against the same node in layout 0;
-- module -> model -> modules: the weights come back unchanged.
+- module -> model -> modules: the weights come back unchanged; models exported by
+  torch.onnx import with torch's weights and numbers.
 """
 
 from __future__ import annotations
@@ -277,3 +278,31 @@ def test_constant_states_names_and_paths(onnxruntime, tmp_path):
     with pytest.raises(ValueError, match=r"no LSTM, GRU or RNN node called 'dec'.*\['enc'\]"):
         convert.from_onnx_model(model, name="dec")
     assert convert.from_onnx_model(path)[0].name == "enc"  # a pathlib.Path works too
+
+
+@pytest.mark.filterwarnings("ignore")  # torch.onnx's own deprecation and export notices
+def test_models_exported_by_torch(torch, onnxruntime):
+    """torch.onnx.export's LSTM / GRU / RNN nodes import with torch's own weights, and
+    the imported layers chained give torch's outputs."""
+    import io  # noqa: PLC0415
+
+    import onnx  # noqa: PLC0415
+
+    torch.manual_seed(0)
+    nets = [torch.nn.LSTM(I, H, num_layers=2, bidirectional=True),
+            torch.nn.GRU(I, H, bidirectional=True), torch.nn.RNN(I, H, nonlinearity="relu")]
+    x = torch.randn(T, B, I)
+    for net in nets:
+        f = io.BytesIO()
+        torch.onnx.export(net, (x,), f, dynamo=False, opset_version=14)
+        layers = convert.from_onnx_model(onnx.load_from_string(f.getvalue()))
+        assert len(layers) == net.num_layers
+        sd = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+        y = x.numpy()
+        for k, r in enumerate(layers):
+            for key, a in r.module.state_dict().items():
+                np.testing.assert_array_equal(a, sd[key.replace("_l0", f"_l{k}")], err_msg=key)
+            y, _ = r.module(y)
+        with torch.no_grad():
+            want = net(x)[0].numpy()
+        assert_close(y, want, TOL, f"{type(net).__name__} exported by torch")

@@ -31,10 +31,20 @@ bidirectional module; num_directions D = 1 or 2, forward first)::
     "B"  (D, 2*G*H)      = [Wb, Rb] (input biases, then recurrent biases)
     "linear_before_reset"   GRU only: 1 for reset_after=True, 0 for reset_after=False
 
-The operator's other settings are what it defaults to (activations Sigmoid/Tanh, Tanh or
-``Relu`` for an RNN as its ``nonlinearity`` says, no clip, ``input_forget=0``) and its
-``hidden_size`` is the module's.  A reverse-only ONNX layer (direction "reverse") has no
-counterpart here.
+Without ``from_onnx(..., attributes=)`` the node's other settings are assumed to be
+what the operator defaults to (activations Sigmoid/Tanh, Tanh or ``Relu`` for an RNN as
+its ``nonlinearity`` says, no clip, ``input_forget=0``) and its ``hidden_size`` the
+module's; with it, each attribute is checked and honoured or refused by name.  A
+reverse-only ONNX layer (direction "reverse") has no counterpart here.
+
+ONNX models (``to_onnx_model`` / ``from_onnx_model``, which import ``onnx``): a ready
+model of a module, one node per layer, and the LSTM / GRU / RNN nodes of a model as
+``OnnxRNN`` objects (the module, the inputs the node takes, and ``run()``, the node's
+exact outputs, reverse direction included); see docs/onnx.md.
+
+Files: ``_common`` (shared helpers), ``_keras``, ``_onnx_weights`` (to_onnx /
+from_onnx), ``_onnx_attributes`` (a node's attributes, honoured or refused),
+``_onnx_model`` (from_onnx_model, OnnxRNN), ``_onnx_export`` (to_onnx_model).
 
 Both formats fold torch's two biases where their cell has only one: Keras' LSTM,
 SimpleRNN and GRU(reset_after=False) bias is ``bias_ih + bias_hh`` (exact for these
