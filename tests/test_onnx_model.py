@@ -64,20 +64,20 @@ def module_feed(m, rng, lengths, states):
     return feed, hx, (LENGTHS if lengths else None)
 
 
-# (num_layers, bidirectional, batch_first, lengths, initial states)
-EXPORT_CONFIGS = [(1, False, False, False, True), (1, True, True, True, True),
-                  (2, False, True, True, False), (2, True, False, True, True),
-                  (1, False, False, True, False), (2, True, True, False, True)]
+# (num_layers, bidirectional, batch_first, lengths, initial states, bias)
+EXPORT_CONFIGS = [(1, False, False, False, True, True), (1, True, True, True, True, True),
+                  (2, False, True, True, False, True), (2, True, False, True, True, False),
+                  (1, False, False, True, False, False), (2, True, True, False, True, True)]
 
 
 @pytest.mark.parametrize("config", EXPORT_CONFIGS, ids=lambda c: "L{}-bidir{:d}-bf{:d}-len{:d}"
-                         "-h0{:d}".format(*c))
+                         "-h0{:d}-bias{:d}".format(*c))
 @pytest.mark.parametrize("name", list(KINDS))
 def test_to_onnx_model_matches_onnxruntime(onnxruntime, name, config):
-    L, bidirectional, batch_first, lengths, states = config
+    L, bidirectional, batch_first, lengths, states, bias = config
     cls, kw = KINDS[name][:2]
-    m = cls(I, H, num_layers=L, bidirectional=bidirectional, batch_first=batch_first, seed=3,
-            **kw)
+    m = cls(I, H, num_layers=L, bidirectional=bidirectional, batch_first=batch_first,
+            bias=bias, seed=3, **kw)
     model = convert.to_onnx_model(m, sequence_lens=lengths, initial_states=states)
     assert sum(n.op_type == KINDS[name][2] for n in model.graph.node) == L
     feed, hx, lens = module_feed(m, np.random.default_rng(0), lengths, states)
