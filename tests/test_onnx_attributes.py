@@ -181,7 +181,7 @@ def test_from_onnx_model_errors(onnxruntime):
     model, _ = model_with("LSTM", {**w, "R": w["R"][:, :, :2]})
     with pytest.raises(ValueError, match=r"hidden_size=3, but R has shape \(1, 12, 2\)"):
         convert.from_onnx_model(model)
-    model, node = model_with("LSTM", w)
+    model, _ = model_with("LSTM", w)
     node = model.graph.node[0]
     node.input.extend(["B_in"])  # a bias computed by the graph, not a constant
     with pytest.raises(ValueError, match=r"input B comes from 'B_in', which is not an "
