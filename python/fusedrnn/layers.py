@@ -347,6 +347,13 @@ class _RNNBase(_Module):
             s += f", dtype={self.dtype}"
         return s + ")"
 
+    def load_cell(self, cell, layer=0, direction=0):
+        """Copy a cell's weights into (layer, direction) of this layer (the reverse of
+        ``*Cell.from_layer``); the cell's kind and options must match.  See _moves."""
+        from ._moves import load_cell  # noqa: PLC0415
+
+        load_cell(self, cell, layer, direction)
+
     @property
     def _D(self):
         return 2 if self.bidirectional else 1
@@ -608,6 +615,14 @@ class _CellBase(_Module):
         if self.dtype != np.float32:
             s += f", dtype={self.dtype}"
         return s + ")"
+
+    @classmethod
+    def from_layer(cls, rnn, layer=0, direction=0):
+        """A new cell holding copies of the weights of ``rnn``'s (layer, direction): one
+        step of it is one step of that layer-direction.  See _moves."""
+        from ._moves import cell_from_layer  # noqa: PLC0415
+
+        return cell_from_layer(cls, rnn, layer, direction)
 
     def __call__(self, x, hx=None):
         """One step (inference): returns h' or, for an LSTMCell, (h', c')."""
