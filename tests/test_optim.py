@@ -409,3 +409,42 @@ def test_clip_grad_norm_list_of_dicts_matches_torch(torch):
     with pytest.raises(TypeError, match=r"grads\[1\]\['c'\]"):
         fusedrnn.clip_grad_norm([{"a": np.ones(2)}, {"c": [1.0]}], 1.0)
     assert fusedrnn.clip_grad_norm([{}, {"x": None}], 1.0) == 0.0
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
+def test_torch_state_dict_loads_and_continues(torch, name):
+    """A torch.optim state_dict (implementation switches such as foreach dropped) loads
+    into ours over the same parameters and training continues as torch's does."""
+    kw = {"SGD": {"lr": 0.1, "momentum": 0.9, "nesterov": True},
+          "Adam": {"lr": 0.02, "amsgrad": True}, "AdamW": {"lr": 0.02}}[name]
+    lstm, readout, data = _problem()
+    tparams = _torch_params(torch, lstm, readout)
+    topt = getattr(torch.optim, name)(tparams, **kw)
+    for step in range(2):  # torch trains two steps on the torch side only
+        for t in tparams:
+            t.grad = torch.ones_like(t) * (step + 1)
+        topt.step()
+    state = list(lstm.state_dict())
+    lstm.load_state_dict({k: t.detach().numpy() for k, t in zip(state, tparams)})
+    for k, t in zip(list(readout), tparams[len(state):]):
+        readout[k][...] = t.detach().numpy()
+    opt = getattr(optim, name)({"params": [lstm, readout]}, lr=1.0)  # one group, as torch's
+    opt.load_state_dict(topt.state_dict())
+    assert opt.param_groups[0]["lr"] == kw["lr"]
+    for step in range(3):
+        grads = _grads(lstm, readout, *data[step])
+        for t, g in zip(tparams, list(grads[0].values()) + list(grads[1].values())):
+            t.grad = torch.tensor(g)
+        opt.step(grads)
+        topt.step()
+        _assert_same_params(lstm, readout, tparams)
+
+
+def test_torch_state_dict_of_another_rule_is_refused(torch):
+    t = torch.nn.Parameter(torch.zeros(2))
+    sd = torch.optim.AdamW([t]).state_dict()
+    with pytest.raises(ValueError, match="decoupled_weight_decay.*AdamW"):
+        optim.Adam({"w": np.zeros(2)}).load_state_dict(sd)
+    sd["param_groups"][0]["capturable"] = True
+    with pytest.raises(ValueError, match="capturable"):
+        optim.AdamW({"w": np.zeros(2)}).load_state_dict(sd)

@@ -17,6 +17,7 @@ this step: it is skipped, as a torch parameter whose ``.grad`` is None.
 from __future__ import annotations
 
 import copy
+import math
 import numbers
 from collections.abc import Mapping
 
@@ -97,6 +98,11 @@ def _flag(value, name):
     return bool(value)
 
 
+#: torch.optim group entries that choose an implementation, not the update rule.
+_TORCH_SWITCHES = frozenset({"foreach", "fused", "capturable", "differentiable",
+                             "decoupled_weight_decay"})
+
+
 # ----------------------------------------------------------------------------- the base
 class Optimizer:
     """Base class: param groups, state, grads checking and the optimizer's state_dict.
@@ -108,17 +114,17 @@ class Optimizer:
     """
 
     _state_keys: tuple = ()
+    _decoupled = False  # AdamW's weight decay
 
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
         self.param_groups, self._sources, self._slots = [], [], []
         self._group_sources = []  # per group: its _Source objects
         self.state = {}
-        self._single = _is_module(params) or (isinstance(params, Mapping)
-                                              and not _is_group(params))
-        if self._single or _is_group(params):
-            items = [params]
-        elif isinstance(params, (list, tuple)):
+        listed = isinstance(params, (list, tuple))
+        if not listed and (_is_module(params) or isinstance(params, Mapping)):
+            items = [params]  # one layer, cell, dict of arrays or group
+        elif listed:
             items = list(params)
         else:
             raise TypeError("params: expected a fusedrnn layer or cell, a dict of NumPy "
@@ -128,8 +134,7 @@ class Optimizer:
             raise ValueError("params: got an empty list; give at least one layer, cell or "
                              "dict of arrays")
         for gi, item in enumerate(items):
-            where = "params" if len(items) == 1 and not isinstance(params, (list, tuple)) \
-                else f"params[{gi}]"
+            where = f"params[{gi}]" if listed else "params"
             if _is_group(item):
                 group = dict(item)
                 unknown = [k for k in group if k != "params" and k not in self.defaults]
@@ -137,9 +142,11 @@ class Optimizer:
                     raise ValueError(f"{where}: unknown option(s) {unknown}; expected "
                                      f"'params' and any of {list(self.defaults)}")
                 srcs = group["params"]
-                srcs = list(srcs) if isinstance(srcs, (list, tuple)) else [srcs]
-                sw = [f"{where}['params']" + (f"[{i}]" if len(srcs) > 1 or isinstance(
-                    group["params"], (list, tuple)) else "") for i in range(len(srcs))]
+                if isinstance(srcs, (list, tuple)):
+                    sw = [f"{where}['params'][{i}]" for i in range(len(srcs))]
+                    srcs = list(srcs)
+                else:
+                    srcs, sw = [srcs], [f"{where}['params']"]
             else:
                 group, srcs, sw = {}, [item], [where]
             for k, v in self.defaults.items():
@@ -293,12 +300,14 @@ class Optimizer:
         id_map, new_groups, i = {}, [], 0
         for gi, (mine, saved) in enumerate(zip(self.param_groups, groups)):
             where = f"state_dict['param_groups'][{gi}]"
-            if not isinstance(saved, Mapping) or "params" not in saved:
-                raise TypeError(f"{where}: expected a dict with 'params'")
+            if not isinstance(saved, Mapping) or not isinstance(saved.get("params"),
+                                                                (list, tuple)):
+                raise TypeError(f"{where}: expected a dict with a list 'params'")
             count = self._group_size(gi)
             if len(saved["params"]) != count:
                 raise ValueError(f"{where}['params']: expected {count} parameters (this "
                                  f"optimizer's group {gi}), got {len(saved['params'])}")
+            saved = self._from_torch_group(saved, where)
             unknown = [k for k in saved if k != "params" and k not in self.defaults]
             if unknown:
                 raise ValueError(f"{where}: unknown option(s) {unknown}")
@@ -328,6 +337,22 @@ class Optimizer:
             new_state[idx] = self._load_buffers(s, where, src.shapes[key], src.dtypes[key])
         self.param_groups, self.state = new_groups, new_state
 
+    def _from_torch_group(self, saved, where):
+        """A torch.optim group without its implementation switches (foreach, fused, ...),
+        which do not change the arithmetic; those that would are refused."""
+        out = {k: v for k, v in saved.items() if k not in _TORCH_SWITCHES}
+        for k in _TORCH_SWITCHES.intersection(saved):
+            v = saved[k]
+            if k == "decoupled_weight_decay":
+                if v is not None and bool(v) != self._decoupled:
+                    use = "AdamW" if v else "Adam"
+                    raise ValueError(f"{where}['{k}']: {v!r} is {use}'s rule; load it into "
+                                     f"fusedrnn.optim.{use}")
+            elif v not in (None, False):
+                raise ValueError(f"{where}['{k}']: {v!r} is not supported (only the "
+                                 "single-tensor CPU form)")
+        return out
+
     def _load_buffers(self, s, where, shape, dtype):
         out = {}
         for k, v in s.items():
@@ -335,9 +360,14 @@ class Optimizer:
             if k not in self._state_keys:
                 raise ValueError(f"{name}: not a buffer of {type(self).__name__}; expected "
                                  f"any of {list(self._state_keys)}")
+            if v is None:  # torch may save an absent buffer as None
+                continue
             if k == "step":
-                f = float(np.asarray(v))
-                if not (f >= 0 and f == int(f)):
+                try:
+                    f = float(np.asarray(v))
+                except (TypeError, ValueError) as e:
+                    raise TypeError(f"{name}: expected a number, got {type(v).__name__}") from e
+                if not (math.isfinite(f) and f >= 0 and f == int(f)):
                     raise ValueError(f"{name}: expected a count >= 0, got {v!r}")
                 out[k] = int(f)
                 continue
