@@ -364,6 +364,10 @@ def test_step_errors_change_nothing():
     for a, b in zip(_ours(lstm, readout), before):
         np.testing.assert_array_equal(a, b)
     assert opt.state == {}
+    # A readout array rebound to another shape is caught, not broadcast into.
+    readout["bias"] = np.zeros(O + 1)
+    with pytest.raises(ValueError, match=r"params\[1\]\['bias'\].*rebound"):
+        opt.step(good)
     # float64 gradients do not silently round into float32 parameters.
     w32 = {"w": np.ones(2, np.float32)}
     with pytest.raises(TypeError, match=r"grads\['w'\].*float32"):

@@ -60,6 +60,21 @@ class _Source:
         self.shapes = {k: a.shape for k, a in sd.items()}
         self.dtypes = {k: a.dtype for k, a in sd.items()}
 
+    def check(self):
+        """A dict's arrays are still those the optimizer was built for (same keys,
+        shapes, dtypes, writeable): it may have been rebound since."""
+        if self.module:
+            return
+        if list(self.obj.keys()) != self.keys:
+            raise ValueError(f"{self.where}: its keys changed since the optimizer was built "
+                             f"(was {self.keys}, now {list(self.obj.keys())})")
+        for k, a in self.obj.items():
+            if not (isinstance(a, np.ndarray) and a.shape == self.shapes[k]
+                    and a.dtype == self.dtypes[k] and a.flags.writeable):
+                raise ValueError(f"{self.where}[{k!r}]: no longer a writeable {self.dtypes[k]} "
+                                 f"array of shape {self.shapes[k]} (it was rebound since the "
+                                 "optimizer was built; update arrays in place)")
+
     def arrays(self):
         """Writable arrays to update in place: the dict's own, or copies of a module's."""
         if self.module:
@@ -204,6 +219,7 @@ class Optimizer:
         out = {}
         slot_of = {sk: i for i, sk in enumerate(self._slots)}
         for si, (src, g) in enumerate(zip(self._sources, per_source)):
+            src.check()
             where = "grads" if single else f"grads[{si}]"
             for k, a in g.items():
                 name = f"{where}[{k!r}]"
