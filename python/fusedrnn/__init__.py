@@ -5,7 +5,7 @@ arrays; ``fusedrnn.reference`` is the plain NumPy specification they are tested
 against.  See README.md.
 """
 
-from . import _core, convert, functional, reference
+from . import _core, convert, functional, optim, reference
 from .layers import GRU, LSTM, RNN, GRUCell, IncompatibleKeys, LSTMCell, RNNCell, Tape
 from .utils import clip_grad_norm
 
@@ -26,6 +26,7 @@ __all__ = [
     "get_num_threads",
     "convert",
     "functional",
+    "optim",
     "reference",
     "__version__",
 ]

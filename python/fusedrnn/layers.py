@@ -347,6 +347,14 @@ class _RNNBase(_Module):
             s += f", dtype={self.dtype}"
         return s + ")"
 
+    def load_cell(self, cell, layer=0, direction=0):
+        """Copy a cell's weights into this layer's (layer, direction) slot, through
+        load_state_dict; the reverse of ``*Cell.from_layer``.  The cell's kind, sizes,
+        dtype, bias and options must match the slot's (proj_size 0 only)."""
+        from ._moves import load_cell  # noqa: PLC0415
+
+        load_cell(self, cell, layer, direction)
+
     @property
     def _D(self):
         return 2 if self.bidirectional else 1
@@ -608,6 +616,16 @@ class _CellBase(_Module):
         if self.dtype != np.float32:
             s += f", dtype={self.dtype}"
         return s + ")"
+
+    @classmethod
+    def from_layer(cls, rnn, layer=0, direction=0):
+        """A new cell holding copies of the weights of ``rnn``'s (layer, direction), with
+        its dtype, bias and options: one step of it is one step of that layer-direction
+        (direction 1 runs the sequence backwards).  ``rnn``: a layer of the same kind
+        with proj_size 0."""
+        from ._moves import cell_from_layer  # noqa: PLC0415
+
+        return cell_from_layer(cls, rnn, layer, direction)
 
     def __call__(self, x, hx=None):
         """One step (inference): returns h' or, for an LSTMCell, (h', c')."""

@@ -13,7 +13,9 @@ __all__ = ["clip_grad_norm"]
 def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False) -> float:
     """Clip gradients by their total norm, in place, as ``torch.nn.utils.clip_grad_norm_``.
 
-    grads: a dict of arrays (as returned by ``backward``) or an iterable of arrays.
+    grads: a dict of arrays (as returned by ``backward``), an iterable of arrays, or a
+    list of such dicts (one per params source, as ``fusedrnn.optim``'s ``step`` takes);
+    None values in a dict (no gradient) are skipped.
     The total norm is the ``norm_type`` norm (a float >= 0 or ``inf``) of all their
     elements together.  When ``max_norm / (total_norm + 1e-6) < 1`` every array is
     multiplied in place by that factor.  Returns the total norm (before clipping) as a
@@ -30,19 +32,7 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False) -> 
     norm_type = float(norm_type)
     if not norm_type >= 0:
         raise ValueError(f"norm_type: expected a number >= 0 or inf, got {norm_type}")
-    if isinstance(grads, np.ndarray):
-        arrays = [grads]
-    elif hasattr(grads, "values") and hasattr(grads, "keys"):
-        arrays = list(grads.values())
-        names = [f"grads[{k!r}]" for k in grads.keys()]
-    else:
-        try:
-            arrays = list(grads)
-        except TypeError as e:
-            raise TypeError("grads: expected a dict of arrays or an iterable of arrays, got "
-                            f"{type(grads).__name__}") from e
-    if not (hasattr(grads, "values") and hasattr(grads, "keys")):
-        names = [f"grads[{i}]" for i in range(len(arrays))]
+    names, arrays = _flatten(grads)
     for name, a in zip(names, arrays):
         if not isinstance(a, np.ndarray):
             raise TypeError(f"{name}: expected a numpy array, got {type(a).__name__}")
@@ -71,3 +61,32 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False) -> 
             for a in arrays:
                 a *= a.dtype.type(coef)
     return total
+
+
+def _is_mapping(obj):
+    return hasattr(obj, "values") and hasattr(obj, "keys")
+
+
+def _flatten(grads):
+    """(names, arrays): the arrays of an array, a dict, an iterable of arrays and/or dicts."""
+    if isinstance(grads, np.ndarray):
+        return ["grads[0]"], [grads]
+    if _is_mapping(grads):
+        items = [(f"grads[{k!r}]", v) for k, v in grads.items() if v is not None]
+        return [n for n, _ in items], [a for _, a in items]
+    try:
+        seq = list(grads)
+    except TypeError as e:
+        raise TypeError("grads: expected a dict of arrays, an iterable of arrays or a list of "
+                        f"dicts of arrays, got {type(grads).__name__}") from e
+    names, arrays = [], []
+    for i, g in enumerate(seq):
+        if _is_mapping(g):
+            for k, v in g.items():
+                if v is not None:
+                    names.append(f"grads[{i}][{k!r}]")
+                    arrays.append(v)
+        else:
+            names.append(f"grads[{i}]")
+            arrays.append(g)
+    return names, arrays
