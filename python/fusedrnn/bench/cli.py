@@ -79,7 +79,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "intra_op_num_threads (default 1)")
     p.add_argument("--wide", action="store_true",
                    help="every column: the peers' times, the drop-in's overhead over ours "
-                   "and the runs per peer (about 200 characters wide)")
+                   "and the runs per peer (about 190 characters wide)")
     p.add_argument("--min-runs", type=positive, help="timed runs per peer at least (default 3)")
     p.add_argument("--max-runs", type=positive, default=50,
                    help="timed runs per peer at most (default 50)")

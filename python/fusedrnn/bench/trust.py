@@ -23,7 +23,8 @@ def busy(load, cores: int, threads: int, own: float = 0.0) -> list:
         return []
     return [f"load average {load:.2f} (1 min) on {cores} cores"
             + (f", about {others:.1f} of it other processes" if own else "")
-            + f": no {threads} free core{'s' if threads > 1 else ''} for the timed threads"]
+            + f": fewer than {threads} free core{'s' if threads > 1 else ''} for the timed "
+            f"thread{'s' if threads > 1 else ''}"]
 
 
 def _name(r: dict) -> str:
