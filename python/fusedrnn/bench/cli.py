@@ -201,8 +201,9 @@ class Run:
 
     def warnings(self) -> list:
         counts = self.args.threads
+        self.load_end = load_average()
         load = trust.busy(self.load_start, cores(), max(counts))
-        end = trust.busy(load_average(), cores(), counts[-1], own=counts[-1])
+        end = trust.busy(self.load_end, cores(), counts[-1], own=counts[-1])
         return trust.warnings(self.results, load + [f"at the end: {w}" for w in end])
 
     def json(self, path, warnings, elapsed) -> None:
@@ -214,7 +215,7 @@ class Run:
                "settings": {k: v for k, v in vars(args).items() if k != "func"},
                "effective": {"min_runs": min_runs, "budget_s": budget,
                              "skip_ref_above_s": ref_limit},
-               "load_average": [self.load_start, load_average()], "warnings": warnings,
+               "load_average": [self.load_start, self.load_end], "warnings": warnings,
                "elapsed_s": elapsed, "results": self.results}
         with open(path, "w") as f:
             json.dump(doc, f, indent=1)

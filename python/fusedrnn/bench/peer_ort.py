@@ -77,17 +77,22 @@ def session(ort, model, threads):
 
 
 class OrtPeer:
-    """Calling it runs the session on the case's inputs; results as the other peers'."""
+    """Calling it runs the session on the case's inputs; results as the other peers'.
+    The inputs are fed by position (X, then sequence_lens in a ragged row, then the
+    initial states in the cell row), whatever the model calls them."""
 
     def __init__(self, case, sess):
         self.case, self.session = case, sess
         cell = case.shape.is_cell
-        self.feed = {"X": case.x[None] if cell else case.x}
+        arrays = [case.x[None] if cell else case.x]
         if case.lengths is not None:
-            self.feed["seq_lens"] = case.lengths.astype(np.int32)
+            arrays.append(case.lengths.astype(np.int32))
         if cell:
-            names = ("initial_h", "initial_c")
-            self.feed.update((n, a[None]) for n, a in zip(names, case.states0))
+            arrays += [a[None] for a in case.states0]
+        names = [i.name for i in sess.get_inputs()]
+        if len(names) != len(arrays):
+            raise ValueError(f"the ONNX model takes {names}; {len(arrays)} inputs expected")
+        self.feed = dict(zip(names, arrays))
 
     def __call__(self) -> dict:
         case, s = self.case, self.case.shape

@@ -18,7 +18,7 @@ def wrap(prefix: str, parts: list, sep: str = " | ") -> list:
     prefix and the others indented as far."""
     lines, line = [], prefix
     for part in parts:
-        if line not in (prefix,) and len(line) + len(sep) + len(part) > WIDTH:
+        if line != prefix and len(line) + len(sep) + len(part) > WIDTH:
             lines.append(line)
             line = " " * len(prefix) + part
         else:
