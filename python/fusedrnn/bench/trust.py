@@ -21,8 +21,8 @@ def busy(load, cores: int, threads: int, own: float = 0.0) -> list:
     others = max(0.0, load - own)
     if others + threads <= cores:
         return []
-    return [f"load average {load:.2f} (1 min) on {cores} cores"
-            + (f", about {others:.1f} of it other processes" if own else "")
+    return [f"1-min load average {load:.2f} on {cores} cores"
+            + (f" ({others:.1f} of it others)" if own else "")
             + f": fewer than {threads} free core{'s' if threads > 1 else ''} for the timed "
             f"thread{'s' if threads > 1 else ''}"]
 
