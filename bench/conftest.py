@@ -10,27 +10,27 @@ Environment variables:
 import os
 
 import pytest
-from fusedrnn import _bench
+from fusedrnn import bench as fb
 from shapes import QUICK
 
 THREADS = int(os.environ.get("FUSEDRNN_BENCH_THREADS", "1"))
 
 
 def pytest_configure(config):
-    _bench.set_threads(THREADS)
+    fb.set_threads(THREADS)
 
 
 def pytest_report_header(config):
-    subset = f"quick subset (T <= {_bench.QUICK_T})" if QUICK else "full grid"
-    missing = _bench.missing_peers()
+    subset = f"quick subset (T <= {fb.QUICK_T})" if QUICK else "full grid"
+    missing = fb.missing_peers()
     missing = "; not installed: " + ", ".join(missing) if missing else ""
-    return f"fusedrnn bench: {subset}; {_bench.thread_line(_bench.thread_info())}{missing}"
+    return f"fusedrnn bench: {subset}; {fb.thread_line(fb.thread_info())}{missing}"
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
     # CPU, versions, thread counts and the FMA peak go into --benchmark-json / -autosave.
-    machine_info["fusedrnn"] = _bench.machine_info()
-    machine_info["fusedrnn"]["fma_peak_gflops"] = _bench.fma_peak(0.2)
+    machine_info["fusedrnn"] = fb.machine_info()
+    machine_info["fusedrnn"]["fma_peak_gflops"] = fb.fma_peak(0.2)
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +42,7 @@ def cases():
         key = (kind.name, shape.name, mode)
         if key not in built:
             built.clear()  # tests run case by case: keep one alive (S3's are large)
-            built[key] = _bench.Case(kind, shape, mode, threads=THREADS)
+            built[key] = fb.Case(kind, shape, mode, threads=THREADS)
         return built[key]
 
     return get

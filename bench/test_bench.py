@@ -1,4 +1,4 @@
-"""pytest-benchmark suite over the grid of DESIGN.md section 6 (see bench/README.md).
+"""pytest-benchmark suite over the benchmark grid (see docs/benchmarks.md and bench/README.md).
 
 One benchmark per (kind, row, mode, peer), grouped by (kind, row, mode) so that the
 peers sit side by side; each first checks its peer's result once, as the CLI does: ours
@@ -9,7 +9,7 @@ one after the other, not alternating.
 """
 
 import pytest
-from fusedrnn import _bench
+from fusedrnn import bench as fb
 from shapes import CASES, PEERS, QUICK
 
 if QUICK:  # seconds in all; a benchmark marker overrides --benchmark-max-time/-min-rounds
@@ -21,7 +21,7 @@ if QUICK:  # seconds in all; a benchmark marker overrides --benchmark-max-time/-
     "kind, shape, mode", CASES, ids=[f"{k.name}-{s.name}-{m}" for k, s, m in CASES]
 )
 def test_bench(benchmark, cases, kind, shape, mode, peer):
-    if not _bench.applies(peer, shape, mode):
+    if not fb.applies(peer, shape, mode):
         pytest.skip(f"{peer}: " + ("inference only" if peer == "ort" else "len row only"))
     case = cases(kind, shape, mode)
     if peer not in case.peers:
@@ -32,8 +32,8 @@ def test_bench(benchmark, cases, kind, shape, mode, peer):
         err, against = case.check(got, peer), "the reference"
     else:
         err, against = case.check_vs(peer, got, case.peers["ours"]()), "ours"
-    assert err < _bench.TOLERANCE, f"{peer} differs from {against}: rel. error {err:.1e}"
+    assert err < fb.TOLERANCE, f"{peer} differs from {against}: rel. error {err:.1e}"
     benchmark.group = f"{kind.name} {shape.describe()} {mode}"
     benchmark.extra_info.update(flops=case.flops, rel_error=err, checked_against=against,
-                                threads=_bench.thread_info()["ours"])
+                                threads=fb.thread_info()["ours"])
     benchmark(fn)

@@ -40,10 +40,17 @@ def test_demo_loss_decreases():
     assert losses[-1] < losses[0], r.stdout
 
 
-def test_bench_small_subset_writes_checked_json(tmp_path):
-    out = tmp_path / "bench.json"
+# The default (narrow) table: two kinds, a sequence row in both modes and the cell row.
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("small") / "bench.json"
     r = run_cli("bench", "--quick", "--kinds", "gru,rnn", "--rows", "S4,cell",
                 "--min-runs", "1", "--budget", "0.01", "--json", str(out))
+    return r, out
+
+
+def test_bench_small_subset_writes_checked_json(small_run):
+    r, out = small_run
     assert r.returncode == 0, r.stdout + r.stderr
     doc = json.loads(out.read_text())
     assert doc["thread_counts"] == [1]  # the default
@@ -67,11 +74,11 @@ def test_bench_small_subset_writes_checked_json(tmp_path):
 
 # One small run shared by the tests below: three kinds (each its own ONNX operator and
 # gate order), a sequence row and the cell row, inference, two thread counts, JSON and
-# (when matplotlib is importable) the plot.
+# (when matplotlib is importable) the plot; --wide, so every column.
 @pytest.fixture(scope="module")
 def bench_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("bench")
-    args = ["bench", "--quick", "--rows", "S1,cell", "--modes", "inference",
+    args = ["bench", "--quick", "--rows", "S1,cell", "--modes", "inference", "--wide",
             "--threads", "1,2", "--min-runs", "1", "--max-runs", "2", "--budget", "0.01",
             "--json", str(d / "bench.json")]
     if importlib.util.find_spec("matplotlib") is not None:
@@ -98,7 +105,8 @@ def test_bench_threads_list_gives_a_table_per_count(bench_run):
     assert [h[4] for h in headers] == ["ms", "\u00b5s", "ms", "\u00b5s"], r.stdout
     assert all("%peak" in h and "x ort" in " ".join(h) for h in headers)
     # the drop-in's columns are there whether or not torch is
-    assert all({"drop", "torch/drop"} <= set(h) and "x drop" in " ".join(h) for h in headers)
+    assert all({"drop", "drop/ours"} <= set(h) and "drop x torch" in " ".join(h)
+               for h in headers)
     # runs: ours/ref/torch/drop/ort/tpad
     runs = [line.split()[-3] for line in r.stdout.splitlines() if re.search(r"\sok \d", line)]
     assert runs and all(len(x.split("/")) == 6 for x in runs), r.stdout
@@ -125,14 +133,15 @@ def test_bench_json_has_torch_dropin_and_ort_peers(bench_run, torch, frt, onnxru
 
 
 def test_bench_table_shows_the_dropin_columns(bench_run, frt):
-    from fusedrnn import _bench
+    from fusedrnn.bench import table
 
     r, doc, _ = bench_run
     lines = [line for line in r.stdout.splitlines() if re.search(r"\sok \d", line)]
     assert len(lines) == len(doc["results"]), r.stdout
     # one word per column in a line (the check column's two come last)
-    i = [title for title, _ in _bench.COLUMNS].index("torch/drop")
-    assert [t for t, _ in _bench.COLUMNS][i - 2:i] == ["drop {u}", "x drop"]
+    titles = [title for title, _, _ in table.WIDE]
+    i = titles.index("drop x torch")
+    assert titles[i - 2:i] == ["drop {u}", "drop/ours"]
     for line, x in zip(lines, doc["results"]):
         v = line.split()
         unit_scale = 1e6 if x["row"] == "cell" else 1e3
@@ -140,7 +149,8 @@ def test_bench_table_shows_the_dropin_columns(bench_run, frt):
         assert float(v[i - 1]) == pytest.approx(x["peers"]["dropin"]["speedup"], abs=0.006)
         drop = x["peers"]["dropin"]["median_s"] * unit_scale
         assert float(v[i - 2]) == pytest.approx(drop, rel=0.01, abs=0.006), (line, x)
-    assert "drop  fusedrnn.torch." in r.stdout and "torch/drop = torch time / drop time" in r.stdout
+    assert ("drop  fusedrnn.torch." in r.stdout
+            and "drop x torch = torch time / drop time" in r.stdout)
 
 
 def test_bench_ort_agrees_with_ours(bench_run, onnxruntime):
@@ -154,19 +164,30 @@ def test_bench_ort_agrees_with_ours(bench_run, onnxruntime):
     assert len(lines) == len(doc["results"]) and not any("!" in line for line in lines)
 
 
-def test_bench_ort_check_catches_a_wrong_gate_order(onnxruntime):
+def test_bench_ort_check_catches_a_wrong_gate_order(onnxruntime, monkeypatch):
     """The check column's job: ORT fed torch's gate order instead of ONNX's fails."""
     from dataclasses import replace
 
-    from fusedrnn import _bench
+    from fusedrnn import bench, convert
 
-    wrong = replace(_bench.KINDS["lstm"], onnx_order=(0, 1, 2, 3))  # i,f,g,o as is
-    shape = replace(_bench.ROWS[0], T=3)
-    m = _bench.measure(_bench.Case(wrong, shape, "inference", threads=1), min_runs=1,
-                       budget_s=0)
+    to_onnx = convert.to_onnx
+
+    def torch_order(module):  # ONNX's LSTM gate blocks i,o,f,c back to torch's i,f,g,o
+        layers = to_onnx(module)
+        for w in layers:
+            for key, axis in (("W", 1), ("R", 1), ("B", 1)):
+                blocks = np.split(w[key], 4 if key != "B" else 8, axis=axis)
+                order = (0, 2, 3, 1) if key != "B" else (0, 2, 3, 1, 4, 6, 7, 5)
+                w[key] = np.concatenate([blocks[k] for k in order], axis=axis)
+        return layers
+
+    monkeypatch.setattr(convert, "to_onnx", torch_order)
+    shape = replace(bench.ROWS[0], T=3)
+    m = bench.measure(bench.Case(bench.KINDS["lstm"], shape, "inference", threads=1),
+                      min_runs=1, budget_s=0)
     assert m.agrees("ours") and not m.agrees("ort") and not m.ok()
     assert m.vs_ours["ort"] > 1e-2
-    assert _bench.table_row(m, 100.0).endswith(" ort!")
+    assert bench.table_row(m, 100.0).endswith(" ort!")
 
 
 @pytest.mark.parametrize("mode", ["inference", "training"])
@@ -176,27 +197,27 @@ def test_bench_dropin_check_catches_a_wrong_weight(frt, torch, mode):
     check (and leaves torch's, and torch's check, alone)."""
     from dataclasses import replace
 
-    from fusedrnn import _bench
+    from fusedrnn import bench
 
-    case = _bench.Case(_bench.KINDS["lstm"], replace(_bench.ROWS[0], T=3), mode, threads=1)
+    case = bench.Case(bench.KINDS["lstm"], replace(bench.ROWS[0], T=3), mode, threads=1)
     drop, tm = case._dropin_module, case._torch_module
     assert isinstance(drop, frt.LSTM) and not isinstance(tm, frt.LSTM)
     assert drop.weight_hh_l0 is not tm.weight_hh_l0
     assert torch.equal(drop.weight_hh_l0, tm.weight_hh_l0)
     with torch.no_grad():
         drop.weight_hh_l0.mul_(1.5)  # advances its version: the drop-in repacks
-    m = _bench.measure(case, min_runs=1, budget_s=0)
+    m = bench.measure(case, min_runs=1, budget_s=0)
     assert m.agrees("ours") and m.agrees("torch") and not m.agrees("dropin") and not m.ok()
     assert m.vs_ours["dropin"] > 1e-2 and m.vs_ours["torch"] < 1e-4
     assert m.disagreeing() == ["dropin"]
-    assert _bench.table_row(m, 100.0).endswith(" drop!")
+    assert bench.table_row(m, 100.0).endswith(" drop!")
 
 
 def test_bench_without_torch_shows_the_dropin_as_missing(tmp_path):
     """torch not importable: no torch and no drop-in peer, a note and — columns."""
     out = tmp_path / "bench.json"
     r = run_cli("bench", "--quick", "--kinds", "rnn", "--rows", "cell", "--min-runs", "1",
-                "--max-runs", "1", "--budget", "0.01", "--json", str(out),
+                "--max-runs", "1", "--budget", "0.01", "--json", str(out), "--wide",
                 pre="import sys; sys.modules['torch'] = None", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "not installed: drop (fusedrnn.torch" in r.stdout, r.stdout
@@ -216,7 +237,7 @@ def test_bench_without_torch_shows_the_dropin_as_missing(tmp_path):
 def rows_run(tmp_path_factory):
     path = tmp_path_factory.mktemp("rows") / "bench.json"
     r = run_cli("bench", "--quick", "--kinds", "lstm", "--rows", "L2bi,len", "--min-runs", "1",
-                "--max-runs", "1", "--budget", "0.01", "--json", str(path))
+                "--max-runs", "1", "--budget", "0.01", "--json", str(path), "--wide")
     assert r.returncode == 0, r.stdout + r.stderr
     return r, json.loads(path.read_text())
 
@@ -263,16 +284,16 @@ def test_bench_rows_flops_count_layers_directions_and_valid_steps(rows_run):
 
 
 def test_bench_grid_has_the_lstm_rows():
-    from fusedrnn import _bench
+    from fusedrnn import bench
 
-    full = [(k.name, s.name, m) for k, s, m in _bench.grid()]
+    full = [(k.name, s.name, m) for k, s, m in bench.grid()]
     for row in ("L2bi", "len"):
         assert [(k, m) for k, r, m in full if r == row] == [("lstm", "inference"),
                                                              ("lstm", "training")]
-    assert _bench.grid(kinds=["gru"], rows=["L2bi", "len"]) == []
-    quick = {s.name: s for _, s, _ in _bench.grid(kinds=["lstm"], quick=True)}
-    assert quick["L2bi"].T == quick["len"].T == _bench.QUICK_T
-    s = {s.name: s for s in _bench.ROWS}
+    assert bench.grid(kinds=["gru"], rows=["L2bi", "len"]) == []
+    quick = {s.name: s for _, s, _ in bench.grid(kinds=["lstm"], quick=True)}
+    assert quick["L2bi"].T == quick["len"].T == bench.QUICK_T
+    s = {s.name: s for s in bench.ROWS}
     assert (s["L2bi"].T, s["L2bi"].B, s["L2bi"].I, s["L2bi"].H) == (100, 16, 256, 256)
     lengths = s["len"].lengths()  # 20..200 evenly over B = 32, unsorted
     expected = np.linspace(20, 200, 32).round().astype(int)
@@ -304,3 +325,183 @@ def test_bench_rejects_bad_arguments(bad):
     r = run_cli(*bad)
     assert r.returncode == 2
     assert "expected" in r.stderr
+
+
+# ------------------------------------------------------------------- readable table, help
+def test_bench_default_table_fits_120_columns(small_run):
+    r, out = small_run
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads(out.read_text())
+    lines = r.stdout.splitlines()
+    headers = [line for line in lines if line.startswith("kind ")]
+    rows = [line for line in lines if re.search(r"\sok \d", line)]
+    assert len(headers) == 2 and len(rows) == len(doc["results"]) == 6, r.stdout
+    for line in headers + rows:
+        assert len(line) <= 120, (len(line), line)
+    for h in headers:  # ours, GFLOP/s, %peak, spread, one "x" column per peer, check
+        for title in ("ours", "GFLOP/s", "%peak", "spread", "x ref", "x torch",
+                      "drop x torch", "x ort", "x tpad", "check"):
+            assert title in h, (title, h)
+        assert "runs" not in h and "ref ms" not in h and "drop/ours" not in h  # --wide only
+    legend = lines.index(next(line for line in lines if line.startswith("legend:")))
+    assert "docs/benchmarks.md" in " ".join(lines[legend:legend + 7])
+    assert all(len(line) <= 120 for line in lines[legend:legend + 7])
+
+
+def test_bench_prints_progress_with_eta(small_run):
+    r, _ = small_run
+    progress = [line for line in r.stderr.splitlines() if line.startswith("[")]
+    assert [p.split("]")[0] for p in progress] == [f"[{k}/6" for k in range(1, 7)], r.stderr
+    assert progress[0].startswith("[1/6] gru S4 inference (1 thread) ... eta "), progress
+    assert all(re.search(r" eta (\d+s|\d+m\d\ds|\d+h\d\dm)$", p) for p in progress), progress
+
+
+def test_bench_wide_has_every_column(bench_run):
+    from fusedrnn.bench import table
+
+    r, doc, _ = bench_run
+    headers = [line for line in r.stdout.splitlines() if line.startswith("kind ")]
+    narrow = [title.format(u="ms") for title, _, _ in table.NARROW]
+    wide = [title.format(u="ms") for title, _, _ in table.WIDE]
+    assert set(narrow) < set(wide)
+    assert {"ref ms", "torch ms", "drop ms", "drop/ours", "ort ms", "tpad ms", "runs"} <= set(wide)
+    assert headers[0] == table.table_header("ms", wide=True) and len(headers[0]) > 120
+    assert "--wide: PEER ms" in r.stdout
+
+
+def _fake_measurement(times_ms: dict, mode="inference", row="S1"):
+    """A Measurement of planted times (ms per run, per peer) for a stand-in case."""
+    from types import SimpleNamespace
+
+    from fusedrnn import bench
+
+    shape = next(s for s in bench.ROWS if s.name == row)
+    case = SimpleNamespace(kind=bench.KINDS["lstm"], shape=shape, mode=mode, lengths=None,
+                           flops=1e9, peers=dict.fromkeys(times_ms))
+    times = {p: [t / 1e3 for t in ts] for p, ts in times_ms.items()}
+    errors = dict.fromkeys(times_ms, 1e-7)
+    vs_ours = {p: 1e-7 for p in times_ms if p not in ("ours", "reference")}
+    return bench.Measurement(case, times, errors, set(), vs_ours, {"ours": 1})
+
+
+def _narrow_values(line: str) -> dict:
+    from fusedrnn.bench import table
+
+    titles = [title for title, _, _ in table.NARROW]
+    return dict(zip(titles, line.split()))  # one word per column; check's two come last
+
+
+@pytest.mark.parametrize("drop_ms, torch_ms", [(0.25, 0.5), (1.0, 0.5)])
+def test_bench_every_ratio_is_other_time_over_fusedrnn(drop_ms, torch_ms):
+    """Plant slower and faster peers: a ratio is > 1 exactly when fusedrnn (ours, or the
+    drop-in against torch.nn) is the faster one."""
+    from fusedrnn.bench import table
+
+    m = _fake_measurement({"ours": [1.0] * 3, "reference": [3.0] * 3, "torch": [torch_ms] * 3,
+                           "dropin": [drop_ms] * 3, "ort": [2.0] * 3, "torch_pad": [0.8] * 3})
+    v = _narrow_values(table.table_row(m, 100.0))
+    assert float(v["x ref"]) == pytest.approx(3.0) and float(v["x ref"]) > 1  # ref slower
+    assert float(v["x torch"]) == pytest.approx(torch_ms) and float(v["x torch"]) < 1
+    assert float(v["x ort"]) == pytest.approx(2.0)
+    assert float(v["x tpad"]) == pytest.approx(0.8)  # tpad faster than ours: < 1
+    # drop x torch: torch.nn time / the drop-in's (> 1: the drop-in is faster)
+    assert float(v["drop x torch"]) == pytest.approx(torch_ms / drop_ms)
+    assert (float(v["drop x torch"]) > 1) == (drop_ms < torch_ms)
+    assert v["ours {u}"] == "1.00" and v["check"] == "ok"
+    w = table.table_row(m, 100.0, wide=True).split()
+    titles = [title for title, _, _ in table.WIDE]
+    assert float(w[titles.index("drop/ours")]) == pytest.approx(drop_ms)  # the overhead
+
+
+def test_bench_spread_column_and_warning():
+    from fusedrnn.bench import table, trust
+    from fusedrnn.bench.timing import to_json
+
+    # ours: quartiles 1.0 and 1.5 around a median of 1.0 ms: IQR 50% of the median
+    noisy = _fake_measurement({"ours": [1.0, 1.0, 1.0, 1.5, 2.0], "reference": [3.0] * 5})
+    quiet = _fake_measurement({"ours": [1.0, 1.0, 1.01, 1.02, 1.02], "reference": [3.0] * 5})
+    assert _narrow_values(table.table_row(noisy, 100.0))["spread"] == "50%"
+    assert _narrow_values(table.table_row(quiet, 100.0))["spread"] == "2.0%"
+    assert trust.noisy([to_json(quiet)]) == []
+    (warning,) = trust.noisy([to_json(noisy)])
+    assert warning.startswith("lstm S1 inference (1 thread): spread 50% (ours)"), warning
+    block = trust.warning_block(trust.warnings([to_json(noisy), to_json(quiet)]))
+    assert block[0] == "warning: these numbers are not to be trusted:" and len(block) == 3
+    assert "taskset -c 0" in block[-1] and "docs/benchmarks.md" in block[-1]
+    assert trust.warning_block([]) == []
+    # too few runs for a spread: shown as a dash, never warned about
+    few = _fake_measurement({"ours": [1.0, 3.0], "reference": [3.0, 3.0]})
+    assert _narrow_values(table.table_row(few, 100.0))["spread"] in ("-", "\u2014")
+    assert trust.noisy([to_json(few)]) == []
+
+
+def test_bench_warns_when_training_beats_inference():
+    from fusedrnn.bench import trust
+    from fusedrnn.bench.timing import to_json
+
+    infer = _fake_measurement({"ours": [2.0] * 3, "reference": [3.0] * 3})
+    fast_train = _fake_measurement({"ours": [1.5] * 3, "reference": [9.0] * 3}, "training")
+    slow_train = _fake_measurement({"ours": [6.0] * 3, "reference": [9.0] * 3}, "training")
+    (warning,) = trust.inverted([to_json(infer), to_json(fast_train)])
+    assert warning == "lstm S1 (1 thread): training faster than inference for ours"
+    assert trust.inverted([to_json(infer), to_json(slow_train)]) == []
+
+
+def test_bench_warns_about_the_load_average(tmp_path):
+    from fusedrnn.bench import trust
+
+    assert trust.busy(0.4, cores=2, threads=1) == []
+    assert trust.busy(1.5, cores=2, threads=1) != []  # 1.5 + 1 thread > 2 cores
+    assert trust.busy(0.4, cores=2, threads=2) != []
+    assert trust.busy(2.2, cores=2, threads=1, own=1) != [] and trust.busy(
+        1.2, cores=2, threads=1, own=1) == []
+    assert trust.busy(None, cores=2, threads=1) == []
+    # the CLI prints it (a planted load average of 64), and --json keeps it
+    out = tmp_path / "bench.json"
+    r = run_cli("bench", "--quick", "--kinds", "rnn", "--rows", "cell", "--min-runs", "1",
+                "--max-runs", "1", "--budget", "0.01", "--json", str(out),
+                pre="import os; os.getloadavg = lambda: (64.0, 64.0, 64.0)", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "warning: these numbers are not to be trusted:" in r.stdout, r.stdout
+    assert "1-min load average 64.00 on " in r.stdout, r.stdout
+    doc = json.loads(out.read_text())
+    assert doc["load_average"] == [64.0, 64.0]
+    assert any("load average 64.00" in w for w in doc["warnings"]), doc["warnings"]
+
+
+def test_no_arguments_prints_help_and_exits_0():
+    r = run_cli(timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("usage: python -m fusedrnn"), r.stdout
+    for command in ("bench", "info", "demo"):
+        assert re.search(rf"^\s+{command}\s+\S", r.stdout, flags=re.M), (command, r.stdout)
+
+
+def test_every_option_has_help():
+    import argparse
+
+    from fusedrnn.__main__ import parser
+
+    top = parser()
+    (sub,) = [a for a in top._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(sub.choices) == {"bench", "info", "demo"}
+    for name, p in sub.choices.items():
+        assert p.description, name
+        options = [a for a in p._actions if a.option_strings and a.dest != "help"]
+        assert name == "info" or options, name
+        for a in options:
+            assert a.help and len(a.help) > 10, (name, a.option_strings)
+    assert "docs/benchmarks.md" in sub.choices["bench"].description
+    assert "--wide" in sub.choices["bench"].format_help()
+
+
+def test_demo_says_what_it_trains_and_where_its_code_is():
+    r = run_cli("demo", "--steps", "1", "--every", "1")
+    assert r.returncode == 0, r.stderr
+    assert "echo task: output at step t = input at step t-1" in r.stdout, r.stdout
+    path = re.search(r"^code: (.+), line (\d+)$", r.stdout, flags=re.M)
+    assert path and os.path.isfile(path[1]), r.stdout
+    with open(path[1]) as f:
+        assert f.read().splitlines()[int(path[2]) - 1].startswith("def demo("), path[0]
+    h = run_cli("demo", "--help")
+    assert h.returncode == 0 and "The echo task" in h.stdout and "Its code:" in h.stdout

@@ -1,211 +1,38 @@
 """Command line: ``python -m fusedrnn {bench,info,demo}``.
 
-bench  time LSTM/GRU/RNN against the NumPy reference, PyTorch, fusedrnn.torch's
-       drop-in torch.nn modules and ONNX Runtime (those three when installed)
+bench  time LSTM/GRU/RNN against the NumPy reference, PyTorch, fusedrnn.torch's drop-in
+       torch.nn modules and ONNX Runtime (those three when installed); how to read the
+       table: docs/benchmarks.md
 info   the kernels' instruction set, versions and thread counts
-demo   train a tiny LSTM on a toy task with the NumPy API
+demo   train a small LSTM on the echo task (repeat the input one step later) with the
+       NumPy API
+
+`python -m fusedrnn COMMAND --help` lists a command's options.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import inspect
 import sys
-import time
 
 import numpy as np
 
 import fusedrnn as fr
-from fusedrnn import _bench
+from fusedrnn.bench import cli as bench_cli
+from fusedrnn.bench.machine import machine_info, thread_line
+
+ECHO_TASK = """\
+The echo task: the input x is a sequence of random numbers in [-1, 1] (T=12 steps, a
+batch of 64); the target at step t is the input of step t-1 (zero at t=0).  To get it
+right the LSTM must carry one step of memory in its state; predicting zeros scores the
+mean square of the target, about 0.3.  An LSTM(1, 16) and a linear read-out are trained
+by plain gradient descent: forward with train=True, backward from dL/dy, an SGD step
+written back with load_state_dict."""
 
 
-def _names(choices):
-    """argparse type: a comma-separated subset of `choices`."""
-
-    def parse(text):
-        names = [n.strip() for n in text.split(",") if n.strip()]
-        bad = [n for n in names if n not in choices]
-        if bad or not names:
-            raise argparse.ArgumentTypeError(
-                f"expected a comma-separated list of {', '.join(choices)}; got {text!r}")
-        return names
-
-    return parse
-
-
-def _positive(text):
-    """argparse type: an int >= 1."""
-    n = int(text)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}")
-    return n
-
-
-# -------------------------------------------------------------------------------- bench
-def _thread_counts(text):
-    """argparse type: one thread count or a comma-separated list of them, each >= 1."""
-    try:
-        counts = [int(n) for n in text.split(",") if n.strip()]
-    except ValueError:
-        counts = []
-    if not counts or min(counts) < 1:
-        raise argparse.ArgumentTypeError(
-            f"expected a thread count >= 1 or a comma-separated list of them (e.g. 1,2); "
-            f"got {text!r}")
-    return list(dict.fromkeys(counts))  # in the order given, each once
-
-
-def _can_print(text) -> bool:
-    try:
-        text.encode(sys.stdout.encoding or "ascii")
-    except (UnicodeEncodeError, LookupError):
-        return False
-    return True
-
-
-def _print_header(info, shapes, peak, counts, min_runs, budget, ref_limit):
-    """What was measured, where and how: the lines above the tables."""
-    v, isa = info["versions"], info["fusedrnn_cpu_info"]["isa"]
-    torch, ort = v["torch"] is not None, v["onnxruntime"] is not None
-    drop = _bench.dropin_or_none() is not None
-    ragged = any(s.ragged for s in shapes)
-    peers = (["ours", "ref"] + ["torch"] * torch + ["drop"] * drop + ["ort"] * ort
-             + ["tpad"] * (torch and ragged))
-    found = [f"torch {v['torch']}"] * torch + [f"onnxruntime {v['onnxruntime']}"] * ort
-    none = _bench.NONE
-    print(f"fusedrnn {fr.__version__} (isa {isa}) on {info['cpu']}, {info['cpu_count']} CPUs; "
-          + "; ".join([f"Python {v['python']}, NumPy {v['numpy']}"] + found))
-    print(f"peak: {peak:.1f} GFLOP/s = float32 FMAs of one thread (fusedrnn._core.fma_peak, "
-          f"{isa}, registers only)")
-    print(f"threads: {', '.join(map(str, counts))} (a table each): ours "
-          "fusedrnn.set_num_threads(n)" + ("; torch torch.set_num_threads(n)" if torch else "")
-          + ("; drop both (kernels; torch's operations around them)" if drop else ""))
-    if ort:
-        print("         ort SessionOptions intra_op_num_threads=n, inter_op_num_threads=1")
-    plain = [s.describe() for s in shapes if s.is_plain]
-    others = [s.describe() for s in shapes if not s.is_plain]
-    print("rows: " + " | ".join(plain or others[:1]))
-    for line in others[0 if plain else 1:]:
-        print("      " + line)
-    print("peers: ref   fusedrnn.reference (NumPy, float32)")
-    if torch:
-        print("       torch torch.nn.LSTM/GRU/RNN, cell row LSTMCell/GRUCell/RNNCell; "
-              "inference under torch.inference_mode")
-        if ragged:
-            print("             len row: a PackedSequence, pack_padded_sequence(enforce_sorted="
-                  "False) and pad_packed_sequence(total_length=T) timed with it")
-            print("       tpad  len row only: torch on the padded batch, no packing (all T "
-                  "steps for every sequence), y masked, h_n read at each end;")
-            print("             torch / tpad = PackedSequence's cost over padding")
-    if drop:
-        print("       drop  fusedrnn.torch.LSTM/GRU/RNN (cells: LSTMCell/...), the drop-in "
-              "torch.nn modules: from_torch(a deep copy of the torch module), called as "
-              "torch is")
-        print("             (same inputs, inference_mode, PackedSequence in the len row, "
-              "backward of sum(y*dy) and .grad in training)")
-    if ort:
-        print("       ort   ONNX Runtime LSTM/GRU/RNN operator, inference only; cell row: one "
-              "step, state as initial_h/c")
-        if any(not s.is_plain for s in shapes):
-            print("             one operator per layer (fusedrnn.convert.to_onnx's weights; "
-                  "Transpose+Reshape to (T, B, 2H) after a bidirectional one); len row: "
-                  "sequence_lens")
-    for line in _bench.missing_peers():
-        print(f"not installed: {line}; shown as {none}")
-    print(f"timing: median of >= {min_runs} runs per peer, alternating {'/'.join(peers)}, "
-          f"about {budget:g} s per line")
-    print(f"columns: ours ms (cell row: {_bench.CELL_UNIT} per call); GFLOP/s = "
-          "2*T*B*G*H*(I+H) / time, G = 4/3/1, training 3x;")
-    if any(not s.is_plain for s in shapes):
-        print("         summed over layers and directions (I = 2H after a bidirectional "
-              "layer); len row: sum(lengths) in place of T*B (valid steps only)")
-    print("         %peak = GFLOP/s / (peak x ours threads); x peer = peer time / ours time "
-          "(> 1: ours faster);")
-    if drop:
-        print("         x drop = drop time / ours time: the drop-in's overhead over the NumPy "
-              "API (autograd.Function, torch glue);")
-        print("         torch/drop = torch time / drop time: > 1: the drop-in is faster than "
-              "the torch.nn module it replaces;")
-    print(f"         runs = ours/ref/torch/drop/ort/tpad; {none} = peer not installed, ort in "
-          "training, or tpad outside the len row")
-    print("training = forward + backward to x and all weights")
-    print(f"check: ok/FAIL and max ||ours - ref|| / ||ref|| over outputs and gradients, ok below "
-          f"{_bench.TOLERANCE:g};")
-    print("       torch!/drop!/ort!/tpad! after it = that peer's outputs differ from ours by more "
-          "than that (tpad: y, h_n and gradients; its c_n is at step T)")
-    print(f"* = measured once: its first run took over {ref_limit:g} s (--skip-ref-above)",
-          flush=True)
-
-
-def bench(args) -> int:
-    started = time.perf_counter()
-    if args.plot and _bench.matplotlib_or_none() is None:
-        print("error: --plot needs matplotlib, which is not importable here; install it "
-              "(pip install matplotlib, or the package's bench extra: pip install "
-              "'fusedrnn[bench]') or drop --plot", file=sys.stderr)
-        return 2
-    _bench.set_ascii(not _can_print("\u2014\u00b5"))
-    quick = args.quick
-    min_runs = args.min_runs if args.min_runs is not None else 3
-    budget = args.budget if args.budget is not None else (0.25 if quick else 2.0)
-    ref_limit = (args.skip_ref_above if args.skip_ref_above is not None
-                 else (0.2 if quick else 5.0))
-    counts = args.threads
-    peak = _bench.fma_peak(0.2)  # once, before anything else runs
-    _bench.set_threads(counts[0])
-    info = _bench.machine_info()
-    cases = _bench.grid(args.kinds, args.rows, args.modes, quick=quick)
-    # Sequence rows (ms) first, then the cell rows (µs per call): one table each.
-    sections = [("ms", [c for c in cases if not c[1].is_cell]),
-                (_bench.CELL_UNIT, [c for c in cases if c[1].is_cell])]
-
-    _print_header(info, _bench.shapes(args.rows, quick), peak, counts, min_runs, budget,
-                  ref_limit)
-
-    results, tables, failed = [], [], False
-    for n in counts:
-        _bench.set_threads(n)
-        threads = _bench.thread_info()
-        tables.append({"threads": n, "thread_info": threads})
-        print(f"\n== {n} thread{'s' if n > 1 else ''}: " + _bench.thread_line(threads, ""))
-        for unit, group in sections:
-            if not group:
-                continue
-            print()
-            print(_bench.table_header(unit))
-            for kind, shape, mode in group:
-                case = _bench.Case(kind, shape, mode, threads=n)
-                m = _bench.measure(case, min_runs=min_runs, max_runs=args.max_runs,
-                                   budget_s=budget, ref_limit_s=ref_limit)
-                failed |= not m.ok()
-                results.append(_bench.to_json(m, peak))
-                print(_bench.table_row(m, peak), flush=True)
-                del case, m  # free the layer, workspaces and reference caches before the next
-
-    elapsed = time.perf_counter() - started
-    print(f"\n{len(results)} lines in {elapsed:.1f} s")
-    if args.json:
-        doc = {"machine": info, "fma_peak_gflops": peak, "thread_counts": counts,
-               "tables": tables, "peers": list(_bench.PEERS),
-               "missing_peers": _bench.missing_peers(),
-               "settings": {k: v for k, v in vars(args).items() if k != "func"},
-               "effective": {"min_runs": min_runs, "budget_s": budget,
-                             "skip_ref_above_s": ref_limit},
-               "elapsed_s": elapsed, "results": results}
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=1)
-        print(f"wrote {args.json}")
-    if args.plot:
-        title = (f"fusedrnn {fr.__version__} ({info['fusedrnn_cpu_info']['isa']}) on "
-                 f"{info['cpu']}: speedup = peer time / ours time (> 1: ours faster)")
-        _bench.plot(results, args.plot, title=title, scale=args.plot_scale)
-        print(f"wrote {args.plot}")
-    return 1 if failed else 0
-
-
-# --------------------------------------------------------------------------------- info
 def info(args) -> int:
-    i = _bench.machine_info()
+    i = machine_info()
     print(f"fusedrnn {fr.__version__}")
     print(f"cpu_info: {i['fusedrnn_cpu_info']}")
     print(f"cpu: {i['cpu']} ({i['machine']}), {i['cpu_count']} CPUs"
@@ -213,11 +40,15 @@ def info(args) -> int:
     print(f"system: {i['system']}")
     print("versions: " + ", ".join(f"{k} {v if v else 'not importable'}"
                                    for k, v in i["versions"].items()))
-    print(_bench.thread_line(i["threads"]))
+    print(thread_line(i["threads"]))
     return 0
 
 
-# --------------------------------------------------------------------------------- demo
+def demo_source() -> str:
+    """Where demo's code is: file and line."""
+    return f"{inspect.getsourcefile(demo)}, line {demo.__code__.co_firstlineno}"
+
+
 def demo(args) -> int:
     """Teach an LSTM to echo its input one step later, with plain gradient descent.
 
@@ -232,8 +63,10 @@ def demo(args) -> int:
     lstm = fr.LSTM(1, H, seed=0)
     w_out = (rng.standard_normal((H, 1)) / np.sqrt(H)).astype(np.float32)
     b_out = np.zeros(1, np.float32)
-    print(f"{lstm} + linear read-out, echo task (T={T}, batch {batch}), SGD lr {args.lr}; "
+    print("echo task: output at step t = input at step t-1, so the LSTM must remember one step")
+    print(f"{lstm} + linear read-out (T={T}, batch {batch}), SGD lr {args.lr}; "
           f"predicting zeros scores {np.mean(target ** 2):.4f}")
+    print(f"code: {demo_source()}")
     for step in range(args.steps + 1):
         y, _, tape = lstm.forward(x, train=True)
         err = y @ w_out + b_out - target
@@ -251,57 +84,40 @@ def demo(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------------------- CLI
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fusedrnn", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m fusedrnn", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("bench", help="time the kernels against their peers",
-                       description="Time fusedrnn against the NumPy reference, PyTorch, "
-                       "fusedrnn.torch's drop-in torch.nn modules and ONNX Runtime (those three "
-                       "when importable) over the grid of DESIGN.md section 6.")
-    p.add_argument("--quick", action="store_true",
-                   help=f"seconds-long subset: T cut to {_bench.QUICK_T}, rows "
-                   f"{','.join(_bench.QUICK_ROW_NAMES)} unless --rows, short time budget")
-    p.add_argument("--kinds", type=_names(list(_bench.KINDS)),
-                   help="e.g. lstm,gru (default: all)")
-    p.add_argument("--rows", type=_names([s.name for s in _bench.ROWS]),
-                   help="e.g. S1,S2,cell; L2bi (2-layer bidirectional) and len (variable "
-                   "lengths) are LSTM rows (default: all)")
-    p.add_argument("--modes", type=_names(list(_bench.MODES)),
-                   help="inference,training (default: both)")
-    p.add_argument("--threads", type=_thread_counts, default=[1], metavar="N[,N...]",
-                   help="thread counts, one table each: fusedrnn.set_num_threads, "
-                   "torch.set_num_threads (the drop-in gets both) and ORT's "
-                   "intra_op_num_threads (default 1)")
-    p.add_argument("--min-runs", type=_positive,
-                   help="timed runs per peer at least (default 3)")
-    p.add_argument("--max-runs", type=_positive, default=50, help="timed runs per peer at most")
-    p.add_argument("--budget", type=float,
-                   help="seconds per line after which no more runs start, once --min-runs "
-                   "are done (default 2, quick 0.25)")
-    p.add_argument("--skip-ref-above", type=float, metavar="SECONDS",
-                   help="a reference whose first run takes longer is measured once only "
-                   "(default 5, quick 0.2)")
-    p.add_argument("--json", metavar="PATH", help="write every measurement, the thread "
-                   "counts, the peak and the machine to PATH")
-    p.add_argument("--plot", metavar="PATH", help="write a PNG bar chart of the speedups "
-                   "(peer time / ours) to PATH (needs matplotlib)")
-    p.add_argument("--plot-scale", choices=("log", "linear"), default="log",
-                   help="y axis of --plot (default log)")
-    p.set_defaults(func=bench)
+                       description=bench_cli.DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench_cli.add_arguments(p)
+    p.set_defaults(func=bench_cli.run)
 
-    p = sub.add_parser("info", help="instruction set, versions and threads")
+    p = sub.add_parser("info", help="instruction set, versions and threads",
+                       description="Print the instruction set the kernels use, the CPU, the "
+                       "versions of Python, NumPy and the optional peers, and thread counts.")
     p.set_defaults(func=info)
 
-    p = sub.add_parser("demo", help="train a tiny LSTM with the NumPy API")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--lr", type=float, default=0.3)
-    p.add_argument("--every", type=int, default=30, help="print the loss every N steps")
+    p = sub.add_parser("demo", help="train a small LSTM on the echo task (NumPy API)",
+                       description=ECHO_TASK + f"\n\nIts code: {demo_source()}.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=300,
+                   help="gradient descent steps (default 300)")
+    p.add_argument("--lr", type=float, default=0.3, help="learning rate (default 0.3)")
+    p.add_argument("--every", type=bench_cli.positive, default=30,
+                   help="print the loss every N steps (default 30)")
     p.set_defaults(func=demo)
+    return top
 
-    args = parser.parse_args(argv)
+
+def main(argv=None) -> int:
+    top = parser()
+    args = top.parse_args(argv)
+    if args.command is None:  # no command: the help, and success
+        top.print_help()
+        return 0
     return args.func(args)
 
 
