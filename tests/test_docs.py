@@ -11,6 +11,8 @@ runs the README's test command.
 - Other fences are shown, never run, and must say what they are: bash, text, console,
   ini, toml, cpp, diff, or none (a bare fence). Any other language fails the file.
 - Blocks must be quick (seconds): the whole file of examples runs on every test run.
+- Every relative link resolves (file and #heading), and README.md and docs/index.md
+  link every page under docs/.
 """
 
 from __future__ import annotations
@@ -194,3 +196,61 @@ def test_failure_names_file_and_line(tmp_path):
     page.write_text("```python\nimport fusedrnn.torch\n```\n")
     with pytest.raises(AssertionError, match=r"page\.md:2: .*imports \['fusedrnn.torch'\]"):
         run_blocks(page, "python")
+
+
+# Links: every page is reachable, and no relative link points nowhere.
+
+LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")
+#: Pages other branches write; links to them are allowed before they land.
+PENDING = {"docs/benchmarks.md", "docs/onnx.md", "docs/training.md", "docs/examples.md",
+           "docs/platforms.md"}
+
+
+def slug(heading):
+    """The anchor a heading gets on GitHub: lower case, punctuation dropped, spaces to '-'."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def anchors(text):
+    return {slug(m[1]) for m in re.finditer(r"^#+ (.*)$", text, flags=re.M)}
+
+
+def relative_links(path):
+    """(line, target file relative to ROOT, anchor or None) of each relative link in path."""
+    out = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        for m in LINK.finditer(line):
+            target = m["target"]
+            if re.match(r"^[a-z]+:", target):
+                continue
+            file, _, anchor = target.partition("#")
+            dest = (path.parent / file).resolve() if file else path
+            out.append((lineno, _rel(dest), anchor or None))
+    return out
+
+
+@pytest.mark.parametrize("path", DOC_FILES, ids=_ids(DOC_FILES))
+def test_relative_links_resolve(path):
+    broken = []
+    for line, dest, anchor in relative_links(path):
+        target = ROOT / dest
+        if not target.exists():
+            if dest not in PENDING:
+                broken.append(f"{_rel(path)}:{line}: {dest} does not exist")
+        elif anchor is not None and anchor not in anchors(target.read_text()):
+            broken.append(f"{_rel(path)}:{line}: {dest} has no heading #{anchor}")
+    assert not broken, broken
+
+
+@pytest.mark.parametrize("hub", ["README.md", "docs/index.md"])
+def test_every_docs_page_is_linked(hub):
+    pages = {_rel(p) for p in (ROOT / "docs").glob("*.md")} | PENDING
+    linked = {dest for _, dest, _ in relative_links(ROOT / hub)}
+    assert pages - {hub} <= linked, f"{hub} does not link {sorted(pages - {hub} - linked)}"
+
+
+def test_slug_matches_github():
+    assert slug("Weight packing") == "weight-packing"
+    assert slug("Distributed training (DDP)") == "distributed-training-ddp"
+    assert slug("The PyTorch drop-in: `fusedrnn.torch`") == "the-pytorch-drop-in-fusedrnntorch"
