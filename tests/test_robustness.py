@@ -430,7 +430,7 @@ def test_load_state_dict_while_calling_uses_old_or_new_weights():
 def test_load_state_dict_during_packing_is_not_lost(monkeypatch):
     """The interleaving is forced: while call A packs the first layer-direction,
     thread B runs load_state_dict.  Afterwards the layer must run the new weights."""
-    import fusedrnn.layers as layers
+    import fusedrnn._module as module  # where the layers pack their weights
 
     m = make("lstm", 6, 8, seed=0, num_layers=2)
     x = np.random.default_rng(0).standard_normal((3, 2, 6)).astype(np.float32)
@@ -441,7 +441,7 @@ def test_load_state_dict_during_packing_is_not_lost(monkeypatch):
     control = make("lstm", 6, 8, seed=0, num_layers=2)
     control.load_state_dict(new)
     np.testing.assert_array_equal(control(x)[0], y_new)  # no interleaving: fine
-    real_pack, fired = layers.pack, []
+    real_pack, fired = module.pack, []
 
     def pack(*a, **k):
         if not fired:
@@ -451,10 +451,10 @@ def test_load_state_dict_during_packing_is_not_lost(monkeypatch):
             t.join()
         return real_pack(*a, **k)
 
-    monkeypatch.setattr(layers, "pack", pack)
+    monkeypatch.setattr(module, "pack", pack)
     m._packed = None  # as right after construction or load_state_dict
     m(x)  # call A: packs while B loads the new weights
-    monkeypatch.setattr(layers, "pack", real_pack)
+    monkeypatch.setattr(module, "pack", real_pack)
     np.testing.assert_array_equal(m(x)[0], y_new)
 
 
