@@ -100,20 +100,25 @@ def run_layers(num_layers, D, x, direction, concat, dropout=None):
 
 
 def split_state(value, arg, is_lstm, parts=("h_0", "c_0"), *, single, pair_note="",
-                owner=""):
+                owner=None):
     """The parts of a state argument ``value`` named ``arg`` (hx, dstate, ...), each with
     its name for messages: ((h, "hx[0] (h_0)"), (c, "hx[1] (c_0)")) for an LSTM, which
     takes a tuple (or list) of two, else ((value, "hx"),).  The wrong structure raises
-    a TypeError naming ``arg`` (after ``owner: `` when given); ``single`` says what a
-    non-LSTM state must be ("a tensor h_0"), ``pair_note`` adds to an LSTM's."""
+    a TypeError naming ``arg`` (after "owner: " when an owner is given); ``single`` says
+    what a non-LSTM state must be ("a tensor h_0"), ``pair_note`` adds to an LSTM's."""
     if is_lstm:
         if not isinstance(value, (tuple, list)) or len(value) != 2:
-            raise TypeError(f"{owner}{arg}: expected a tuple ({parts[0]}, {parts[1]})"
-                            f"{pair_note}, got {type(value).__name__}")
+            raise TypeError(f"{_prefix(owner)}{arg}: expected a tuple ({parts[0]}, "
+                            f"{parts[1]}){pair_note}, got {type(value).__name__}")
         return ((value[0], f"{arg}[0] ({parts[0]})"), (value[1], f"{arg}[1] ({parts[1]})"))
     if isinstance(value, (tuple, list)):
-        raise TypeError(f"{owner}{arg}: expected {single}, got a {type(value).__name__}")
+        raise TypeError(f"{_prefix(owner)}{arg}: expected {single}, got a "
+                        f"{type(value).__name__}")
     return ((value, arg),)
+
+
+def _prefix(owner):
+    return "" if owner is None else f"{owner}: "
 
 
 def check_lengths(lengths, T, B):
