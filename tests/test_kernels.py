@@ -1,4 +1,5 @@
-"""The compiled kernels against the float64 NumPy reference (DESIGN §3, §5).
+"""The compiled kernels against the float64 NumPy reference (tolerances: docs/numerics.md;
+sizes and ISAs tested: docs/architecture.md).
 
 Sizes straddle the SIMD tiles: H in {1, 7, 8, 9, 16, 17, 31, 32, 33, 100}, B in {1, 3, 8},
 T in {1, 2, 17}, for every cell kind, float32 and float64, forward (inference and
@@ -62,7 +63,8 @@ def test_kernel_matches_reference(cell, T, B, H, dtype):
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
 def test_kernel_longer_sequence(cell, bias, dtype):
-    """T = 100 (the longest of DESIGN §3's tolerance statement), H across a tile edge."""
+    """T = 100 (the longest for which docs/numerics.md states the float32 tolerances), H
+    across a tile edge."""
     check(cell, 100, 4, 24, 33, bias, dtype, seed=7)
 
 
