@@ -47,6 +47,10 @@ class Rows:
         return a[perm]
 
 
+#: The Rows of every padded batch (they hold nothing per batch).
+PADDED = Rows(None)
+
+
 class Direction:
     """One layer-direction: its packed weights, the rows it runs on and whether it runs
     in reverse.  Its inputs and outputs are in the caller's row order; the reverse
@@ -151,7 +155,7 @@ class Plan:
         if lengths is None:
             self.order = self.index = None
             self.N = T * B
-            self.rows = Rows(None)
+            self.rows = PADDED
             return
         order = np.argsort(-lengths, kind="stable")
         sl = lengths[order]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._stack import Direction, Rows
+from .._stack import Direction
 
 _FLOATS = (torch.float32, torch.float64)
 
@@ -91,10 +91,6 @@ class _Run(Direction):
         if self.is_lstm:
             outs.append(torch.from_numpy(c_n))
         return outs, xd, y.shape, ws
-
-
-#: A cell's one step runs on a padded batch of one step, forward.
-_CELL_ROWS = Rows(None)
 
 
 class _Kernel(torch.autograd.Function):

@@ -25,9 +25,9 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from .._stack import Rows, run_layers, split_state
+from .._stack import PADDED, Rows, run_layers, split_state
 from ..functional import pack, step
-from ._kernel import _CELL_ROWS, _FLOATS, _check_tensor, _Kernel, _np, _role, _Run
+from ._kernel import _FLOATS, _check_tensor, _Kernel, _np, _role, _Run
 
 __all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "replace_rnns",
            "from_torch"]
@@ -134,7 +134,7 @@ class _LayerMixin(_Fused):
         grad = torch.is_grad_enabled() and (
             x.requires_grad or (h0 is not None and h0.requires_grad)
             or (c0 is not None and c0.requires_grad) or any(p.requires_grad for p in params))
-        rows = Rows(bs)
+        rows = PADDED if bs is None else Rows(bs)
         runs, i = [], 0
         for k, names in enumerate(self._all_weights):
             ps = params[i:i + len(names)]
@@ -304,7 +304,7 @@ class _CellMixin(_Fused):
             if h0 is None:
                 h0 = torch.zeros((B, H), dtype=dtype)
                 c0 = torch.zeros((B, H), dtype=dtype) if is_lstm else None
-            run = _Run(packed, _CELL_ROWS, False, is_lstm, owner, [_role(n) for n in names],
+            run = _Run(packed, PADDED, False, is_lstm, owner, [_role(n) for n in names],
                        cell=True)
             out = _Kernel.apply(run, x, h0, c0, *params)
         else:
