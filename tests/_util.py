@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+import fusedrnn
 from fusedrnn import reference as ref
 
 TINY = np.finfo(np.float64).tiny
@@ -45,3 +46,31 @@ def reference_run(cell, p):
         g = ref.rnn_backward(cache, p["dy"], p["dh_n"])
         out = dict(y=y, h_n=h_n)
     return out, g
+
+
+#: The kernels' cell kinds, as the layers select them.
+KINDS = ["lstm", "gru", "gru_reset_before", "rnn_tanh", "rnn_relu"]
+
+
+def make_layer(kind, input_size, hidden_size, dtype=np.float32, seed=0, **kw):
+    """A NumPy layer (fusedrnn.LSTM / GRU / RNN) of the given kernel kind."""
+    if kind == "lstm":
+        return fusedrnn.LSTM(input_size, hidden_size, dtype=dtype, seed=seed, **kw)
+    if kind.startswith("gru"):
+        return fusedrnn.GRU(input_size, hidden_size, reset_after=kind == "gru", dtype=dtype,
+                            seed=seed, **kw)
+    return fusedrnn.RNN(input_size, hidden_size, nonlinearity=kind[4:], dtype=dtype, seed=seed,
+                        **kw)
+
+
+def run_layer(m, x, dy=None, lengths=None):
+    """Training forward + backward of a NumPy layer; every result as a flat dict of arrays."""
+    y, state, tape = m.forward(x, lengths=lengths)
+    dx, dstate, grads = m.backward(tape, np.ones_like(y) if dy is None else dy)
+    out = {"y": y, "dx": dx}
+    if isinstance(state, tuple):
+        out.update(h_n=state[0], c_n=state[1], dh0=dstate[0], dc0=dstate[1])
+    else:
+        out.update(h_n=state, dh0=dstate)
+    out.update(grads)
+    return out

@@ -1,4 +1,4 @@
-"""The public API's behaviour (DESIGN.md §2): constructor arguments and attributes,
+"""The public API's behaviour (docs/api.md): constructor arguments and attributes,
 parameter names / shapes / order, initialisation, state_dict semantics, the training
 tape, dtypes, unbatched shapes, reprs, cpu_info, the not-yet-implemented options and
 the import's independence from torch.

@@ -1,4 +1,4 @@
-"""Bad input gets a Python exception that names the argument (DESIGN.md §2): never a
+"""Bad input gets a Python exception that names the argument (docs/api.md): never a
 crash, never a silent wrong answer.  The public classes, then the private compiled
 module ``fusedrnn._core`` called directly (its checks are the last line of defence).
 """

@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the Python API (DESIGN.md §2): every call either matches the
+"""Property-based fuzzing of the Python API (docs/api.md): every call either matches the
 float64 reference (``fusedrnn.reference``) on the same inputs converted to float64, or
 raises ValueError / TypeError / MemoryError whose message names the argument that was bad.
 Never a crash, never a silent wrong answer.

@@ -4,8 +4,9 @@ Against the float64 NumPy reference (its ``lengths`` and ``weight_hr`` options):
 cell kind, float32 and float64, forward (inference and training) and every gradient,
 on sizes around the SIMD tiles.  Tolerances are norm-wise relative errors, as in
 test_kernels.py: float32 outputs/states <= 1e-5, gradients <= 1e-4; float64 <= 1e-12.
-Also: batch_sizes all equal to B give exactly the padded call's results, thread counts
-never change a bit, and the binding rejects bad batch_sizes / weight_hr arguments.
+Also: batch_sizes all equal to B give exactly the padded call's results, and the binding
+rejects bad batch_sizes / weight_hr arguments.  (Thread counts: test_threads.py;
+workspace sizes: test_workspace.py.)
 
 Layouts: the reference takes the padded (T, B, ...) arrays and per-row lengths; the
 kernels take the rows of a batch sorted by length (longest first) packed step by step,
@@ -21,7 +22,6 @@ import itertools
 import numpy as np
 import pytest
 
-import fusedrnn
 from _problems import (
     CELLS,
     batch_sizes_of,
@@ -119,32 +119,7 @@ def test_full_batch_sizes_equal_padded_call(cell, P, dtype):
         np.testing.assert_array_equal(row_g[k], pad_g[k], err_msg=k)
 
 
-# ----------------------------------------------------------------------------- 4. threads
-THREADED = [(c, 0, True) for c in CELLS] + [("lstm", 40, False), ("lstm", 40, True)]
-
-
-@DTYPES
-@pytest.mark.parametrize("cell,P,packed_rows", THREADED,
-                         ids=[f"{c}-P{p}-{'rows' if r else 'padded'}" for c, p, r in THREADED])
-def test_bit_identical_across_thread_counts(cell, P, packed_rows, dtype, restore_threads):
-    T, B, I, H = 5, 16, 32, 96
-    p = make_problem(cell, T, B, I, H, True, seed=11, P=P, lengths=packed_rows)
-    if packed_rows:
-        p["lengths"] = np.array([5] * 4 + [4] * 3 + [3] * 3 + [2] * 3 + [1] * 3, np.int64)
-    p = rounded(p, dtype)
-    results = []
-    for n in (1, 2, 3):
-        fusedrnn.set_num_threads(n)
-        assert fusedrnn.get_num_threads() == n
-        results.append(kernel_run(cell, p, dtype, packed_rows))
-    for out, g in results[1:]:
-        for k in out:
-            np.testing.assert_array_equal(out[k], results[0][0][k], err_msg=k)
-        for k in g:
-            np.testing.assert_array_equal(g[k], results[0][1][k], err_msg=k)
-
-
-# ----------------------------------------------------------------------------- 5. errors
+# ----------------------------------------------------------------------------- 4. errors
 def _small(cell="gru", dtype=np.float32, P=0, H=4, I=3):
     p = make_problem(cell, 3, 2, I, H, True, seed=5, P=P, lengths=False)
     return {k: (v if v is None or k == "lengths" else np.ascontiguousarray(v, dtype))
@@ -278,28 +253,3 @@ def test_weight_hr_dtype_must_match():
         F.pack("lstm", p["weight_ih"], p["weight_hh"], weight_hr=p["weight_hr"].astype(np.float64))
 
 
-WS_CASES = [(c, 0) for c in CELLS] + [("lstm", 1), ("lstm", 3)]
-
-
-@pytest.mark.parametrize("packed_rows", [False, True], ids=["padded", "rows"])
-@pytest.mark.parametrize("cell,P", WS_CASES, ids=[f"{c}-P{p}" for c, p in WS_CASES])
-def test_workspace_size_matches_training_forward(cell, P, packed_rows):
-    T, B, I, H = 7, 5, 3, 9
-    p = make_problem(cell, T, B, I, H, True, seed=8, P=P, lengths=packed_rows)
-    p["lengths"] = np.array([7, 5, 5, 2, 1], np.int64) if packed_rows else p["lengths"]
-    bs = batch_sizes_of(p["lengths"], T)
-    N = int(bs.sum())
-    assert N == (20 if packed_rows else T * B)
-    w = pack_weights(cell, p, np.float64)
-    x = to_packed(p["x"], bs) if packed_rows else p["x"]
-    _, _, _, ws = F.sequence_forward(w, x, p["h0"], p["c0"], train=True,
-                                     batch_sizes=bs if packed_rows else None)
-    n = fusedrnn._core.workspace_size(cell, T, B, H, P, N)
-    assert ws.shape == (n,)
-    if not packed_rows:
-        assert fusedrnn._core.workspace_size(cell, T, B, H, P) == n  # N defaults to T * B
-    # The layout of dims.h: gates [N][G H], aux, h [B + N][Hr], m [N][H] (projection).
-    G, Hr = F.CELLS[cell], P or H
-    aux = {"lstm": (B + N) * H, "gru": N * H, "gru_reset_before": N * H}.get(cell, 0)
-    gates = 0 if cell.startswith("rnn") else N * G * H
-    assert n == gates + aux + (B + N) * Hr + (N * H if P else 0)

@@ -9,7 +9,7 @@
 3. lengths= semantics; 4. dropout; 5. errors that name the argument; 6. state_dict names,
    shapes and order as torch.nn's; 7. unbatched input of a stacked bidirectional layer.
 
-Tolerances, norm-wise relative ``||ours - oracle|| / ||oracle||`` (DESIGN.md §3): float32
+Tolerances, norm-wise relative ``||ours - oracle|| / ||oracle||`` (docs/numerics.md): float32
 1e-5 for outputs and states, 1e-4 for gradients; float64 1e-12.  The torch tests skip
 without torch and fail under FUSEDRNN_REQUIRE_TORCH=1 (the ``torch`` fixture).
 """

@@ -21,11 +21,15 @@ def _addr(a: np.ndarray) -> int:
 
 @pytest.fixture
 def spy(frt, monkeypatch):
-    """Records every (args, results) of the kernels' forward/backward/pack calls."""
-    mod = frt._modules
+    """Records every (args, results) of the kernels' forward/backward/pack calls (made
+    by the layer path shared with the NumPy layers, fusedrnn._stack, and by the
+    drop-ins' weight cache)."""
+    import fusedrnn._stack
+
     calls = {"forward": [], "backward": [], "pack": []}
 
     def wrap(name):
+        mod = frt._modules if name == "pack" else fusedrnn._stack
         real = getattr(mod, name)
 
         def f(*args, **kw):

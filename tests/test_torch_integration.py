@@ -1,6 +1,6 @@
 """fusedrnn.torch inside PyTorch's machinery: optimizers, grad modes, clipping, state
-dicts and serialisation, the packed-weight cache, threads, replace_rnns/from_torch, the
-errors, and torch staying optional.
+dicts and serialisation, the packed-weight cache, replace_rnns/from_torch, the errors,
+and torch staying optional.  (Threads, torch's beside ours: test_threads.py.)
 
 Numerical parity of every constructor option is tested in test_torch_modules.py; here
 each test compares with a ``torch.nn`` twin (same weights, float64 unless said) through
@@ -51,8 +51,8 @@ pytestmark = pytest.mark.filterwarnings(
 @pytest.fixture(autouse=True, scope="module")
 def _torch_one_thread():
     """torch's own ops on one thread here (the twins' backward is many tiny ops, slow
-    with a contended team on a small machine); the thread tests set counts themselves.
-    Lazy: the tests that need no torch run without it."""
+    with a contended team on a small machine).  Lazy: the tests that need no torch run
+    without it."""
     try:
         import torch  # noqa: PLC0415
     except ImportError:
@@ -651,70 +651,7 @@ def test_writes_bypassing_the_version_counter_need_flatten_parameters(torch, frt
     _check_train_step(torch, ours, twin, x)
 
 
-# ------------------------------------------------------------------ 6. threads
-
-def test_thread_settings_are_independent(torch, frt, restore_threads):
-    t0 = torch.get_num_threads()
-    try:
-        fusedrnn.set_num_threads(2)
-        torch.set_num_threads(1)
-        assert fusedrnn.get_num_threads() == 2
-        torch.set_num_threads(3)
-        assert fusedrnn.get_num_threads() == 2
-        fusedrnn.set_num_threads(1)
-        assert torch.get_num_threads() == 3
-        fusedrnn.set_num_threads(5)
-        assert torch.get_num_threads() == 3
-        # nor does a forward/backward change either
-        m = frt.LSTM(4, 5)
-        m(torch.randn(3, 2, 4))[0].sum().backward()
-        assert (fusedrnn.get_num_threads(), torch.get_num_threads()) == (5, 3)
-    finally:
-        torch.set_num_threads(t0)
-
-
-def test_results_bitwise_identical_for_thread_counts(torch, frt, restore_threads):
-    from torch.nn.utils.rnn import pack_padded_sequence
-
-    torch.manual_seed(0)
-    lstm = frt.LSTM(48, 80, num_layers=2, bidirectional=True)
-    cell = frt.GRUCell(48, 64)
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(6, 8, 48, generator=g)
-    lengths = torch.tensor([6, 6, 5, 4, 4, 3, 2, 1])
-
-    def run():
-        for p in list(lstm.parameters()) + list(cell.parameters()):
-            p.grad = None
-        xx = x.clone().requires_grad_()
-        y, (h, c) = lstm(xx)
-        py, ph = gru(pack_padded_sequence(xx, lengths))
-        hc = cell(xx[0])
-        loss = (y * y).sum() + h.sum() + c.sum() + (py.data * 2).sum() + ph.sum() + hc.sum()
-        loss.backward()
-        return ([y.detach(), h.detach(), c.detach(), py.data.detach(), hc.detach(), xx.grad]
-                + [p.grad for p in list(lstm.parameters()) + list(gru.parameters())
-                   + list(cell.parameters())])
-
-    gru = frt.GRU(48, 40)
-    t0 = torch.get_num_threads()
-    runs = {}
-    try:
-        for tn in (1, 2):
-            torch.set_num_threads(tn)
-            for fn in (1, 2):
-                fusedrnn.set_num_threads(fn)
-                runs[(tn, fn)] = run()
-    finally:
-        torch.set_num_threads(t0)
-    first = runs[(1, 1)]
-    for key, other in runs.items():
-        assert len(other) == len(first)
-        for a, b in zip(first, other):
-            assert torch.equal(a, b), f"threads (torch, fusedrnn) {key} differ from (1, 1)"
-
-
-# ------------------------------------------------- 7. replace_rnns / from_torch
+# ------------------------------------------------- 6. replace_rnns / from_torch
 
 def _net(torch):
     nn = torch.nn
@@ -874,7 +811,7 @@ def test_hook_handles_still_remove_after_from_torch(torch, frt):
     assert calls == [1], "the removed hook still runs on the replacement"
 
 
-# ----------------------------------------------------------------- 8. errors
+# ----------------------------------------------------------------- 7. errors
 
 def _bad_packed(torch, bs, data=None):
     from torch.nn.utils.rnn import PackedSequence
@@ -1092,7 +1029,7 @@ def test_inplace_change_of_outputs_keeps_grads_right(torch, frt, kind):
     _close_grads(ours, twin)
 
 
-# ------------------------------------------------------- 9. torch stays optional
+# ------------------------------------------------------- 8. torch stays optional
 
 def _subprocess(code):
     env = dict(os.environ)

@@ -534,6 +534,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", &fusedrnn::set_num_threads, py::arg("n"),
         "Threads the kernels use (default: the CPUs this process may run on).");
   m.def("get_num_threads", &fusedrnn::get_num_threads);
+  m.def("_last_region_threads", &fusedrnn::last_region_threads,
+        "Tests only: threads that ran the last parallel region this thread started.");
   m.def("_use_isa", &fusedrnn::use_isa, py::arg("isa"),
         "Tests only: switch the kernels that newly packed weights use.");
   m.def(

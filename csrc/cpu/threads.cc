@@ -81,7 +81,8 @@ class Team {
   // The region lock: taken by the thread that starts a region.
   std::mutex& region_mutex() { return region_mu_; }
 
-  void run(int n, const std::function<void(ThreadCtx&)>& fn) {
+  // Returns how many threads ran fn: the caller and every worker that finished it.
+  int run(int n, const std::function<void(ThreadCtx&)>& fn) {
     grow(n - 1);
     fn_ = &fn;
     size_ = n;
@@ -111,6 +112,7 @@ class Team {
     fn_ = nullptr;
     if (err) std::rethrow_exception(err);
     if (error_) std::rethrow_exception(error_);
+    return 1 + done_.load(std::memory_order_acquire);
   }
 
   void barrier() {
@@ -204,6 +206,8 @@ struct AtFork {
 } g_atfork;
 #endif
 
+thread_local int t_last_region_threads = 0;
+
 Team& team() {
   std::lock_guard<std::mutex> lock(g_team_mu);
   if (!g_team) g_team = new Team();  // never destroyed: workers may outlive static teardown
@@ -215,6 +219,7 @@ Team& team() {
 void parallel(int n, const std::function<void(ThreadCtx&)>& fn) {
   int want = n < get_num_threads() ? n : get_num_threads();
   if (want > 4096) want = 4096;
+  t_last_region_threads = 1;
   if (want <= 1) {
     ThreadCtx ctx;
     fn(ctx);
@@ -227,7 +232,9 @@ void parallel(int n, const std::function<void(ThreadCtx&)>& fn) {
     fn(ctx);
     return;
   }
-  t.run(want, fn);
+  t_last_region_threads = t.run(want, fn);
 }
+
+int last_region_threads() { return t_last_region_threads; }
 
 }  // namespace fusedrnn

@@ -46,4 +46,8 @@ int available_cpus();
 // rethrown here after the others finish.
 void parallel(int n, const std::function<void(ThreadCtx&)>& fn);
 
+// Tests only: how many threads ran fn in the last parallel() region started by the
+// calling thread (0 before its first).
+int last_region_threads();
+
 }  // namespace fusedrnn

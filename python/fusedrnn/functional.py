@@ -13,8 +13,8 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["CELLS", "as_array", "as_dtype", "pack", "reverse_rows", "sequence_forward",
-           "sequence_backward"]
+__all__ = ["CELLS", "as_array", "as_dtype", "pack", "packed_rows", "reverse_rows",
+           "sequence_forward", "sequence_backward", "step"]
 
 #: Kernel cell names and their gate counts.
 CELLS = {
@@ -103,14 +103,25 @@ def pack(cell: str, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, weight_
     return _core.Weights(cell, weight_ih, weight_hh, bias_ih, bias_hh, bool(one_step), weight_hr)
 
 
+def packed_rows(batch_sizes: np.ndarray):
+    """Where rows packed by ``batch_sizes`` (see sequence_forward) sit: (off, t_of, j_of).
+
+    off (T+1,): step t's rows are off[t] .. off[t+1]-1 (off[T] = N); t_of and j_of (N,):
+    the step of each packed row and its place in that step's batch (row = off[t] + j).
+    """
+    bs = batch_sizes
+    off = np.concatenate([[0], np.cumsum(bs)])
+    t_of = np.repeat(np.arange(len(bs)), bs)
+    j_of = np.arange(int(off[-1])) - off[t_of]
+    return off, t_of, j_of
+
+
 def reverse_rows(batch_sizes: np.ndarray) -> np.ndarray:
     """For rows packed by ``batch_sizes`` (see sequence_forward): the permutation of the
     N rows that pairs step t of each sequence with its step len-1-t, which is what a
     reverse direction reads (the permutation is its own inverse)."""
     bs = batch_sizes
-    off = np.concatenate([[0], np.cumsum(bs)])
-    t_of = np.repeat(np.arange(len(bs)), bs)
-    j_of = np.arange(int(off[-1])) - off[t_of]
+    off, t_of, j_of = packed_rows(bs)
     lengths = (bs[None, :] > np.arange(int(bs[0]))[:, None]).sum(1)  # row j's length
     return off[lengths[j_of] - 1 - t_of] + j_of
 
@@ -125,6 +136,20 @@ def sequence_forward(packed, x, h0, c0=None, *, train=False, batch_sizes=None):
     None unless ``train`` (then pass it to sequence_backward).
     """
     return _core.forward(packed, x, h0, c0, bool(train), batch_sizes)
+
+
+def step(packed, x, h0, c0=None):
+    """One inference step of a cell: x (B, I), h0 (B, H), c0 (B, H) for an LSTM, all
+    C-contiguous arrays of the weights' dtype; the weights packed with ``one_step=True``.
+    Returns (h1, c1); c1 is None except for LSTM."""
+    return _core.step(packed, x, h0, c0)
+
+
+#: A cell's inference step, (h1, c1) for an LSTM else h1, when x (B, I) and hx need no
+#: conversion (C-contiguous arrays of the weights' dtype and shapes, batched), else None:
+#: then take the checked path.  The compiled function itself, so that the per-step path
+#: pays for no Python call.
+cell_call_unchecked = _core.cell_call
 
 
 def sequence_backward(packed, x, workspace, dy, dh_n=None, dc_n=None, *, batch_sizes=None,

@@ -1,4 +1,6 @@
-"""Parity with PyTorch: torch.nn.LSTM / GRU / RNN (tanh, relu) and the *Cell classes.
+"""The NumPy layers and cells (fusedrnn.LSTM, ..., fusedrnn.LSTMCell, ...) against
+torch.nn.LSTM / GRU / RNN (tanh, relu) and the *Cell classes.  (The drop-in modules of
+fusedrnn.torch have their own tests: test_torch_*.py.)
 
 Same weights in both (ours -> torch through ``torch.from_numpy``; torch -> ours through
 ``load_state_dict`` with torch tensors, Parameters with requires_grad=True included),
@@ -6,7 +8,7 @@ then forward outputs and final states, and every gradient: dx, dh0, dc0 and ever
 parameter, of a loss that uses the outputs and the final states with random weights.
 
 Tolerances, norm-wise relative ``||ours - torch|| / ||torch||``: float32 1e-5 for
-outputs and states, 1e-4 for gradients (DESIGN.md §3); float64 1e-12 (both sides are
+outputs and states, 1e-4 for gradients (docs/numerics.md); float64 1e-12 (both sides are
 float64, only their summation orders differ).
 
 GRU ``reset_after=False`` has no torch counterpart; it is tested against the NumPy

@@ -1,0 +1,140 @@
+"""The drop-ins' bridge to the kernels: tensors as arrays, one kernel call with autograd.
+
+``_Run`` is one layer-direction (``fusedrnn._stack.Direction``) or one cell step, on
+tensors; ``_Kernel`` (a torch.autograd.Function) runs it with its backward.  Tensors
+reach the kernels as NumPy views of their memory (contiguous CPU float32/float64
+tensors are never copied), and the kernels' results come back as tensors over the
+arrays they wrote (``torch.from_numpy``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .._stack import Direction
+
+_FLOATS = (torch.float32, torch.float64)
+
+_DOUBLE_BACKWARD = (
+    "{name}: double backward (backward or torch.autograd.grad with create_graph=True) "
+    "through fusedrnn.torch modules is not supported: the fused kernels compute first "
+    "derivatives only.  Use torch.nn.{name} where second derivatives are needed."
+)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    """A CPU tensor as a C-contiguous NumPy array: its own memory when it is contiguous."""
+    if not t.is_contiguous():
+        t = t.contiguous()
+    try:
+        return t.detach().numpy()
+    except RuntimeError as e:  # e.g. torch.func's wrapped tensors, which have no storage
+        raise RuntimeError(
+            f"fusedrnn.torch: the kernels need tensors with memory to read ({e}); "
+            "torch.func transforms (grad, vmap, jacrev, ...) over fusedrnn.torch modules "
+            "are not supported: use torch.autograd (backward, torch.autograd.grad)") from e
+
+
+def _role(name: str) -> str:
+    """'weight_ih_l1_reverse' -> 'weight_ih' (the kernels' argument for a parameter)."""
+    return "_".join(name.split("_")[:2])
+
+
+def _check_tensor(t, arg: str, dtype, owner: str) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{owner}: {arg}: expected a torch.Tensor, got {type(t).__name__}")
+    if t.device.type != "cpu":
+        raise TypeError(
+            f"{owner}: {arg} is on {t.device}; fusedrnn's kernels run on the CPU only. "
+            f"Use torch.nn.{owner} for {t.device.type} tensors (fusedrnn.torch does not fall "
+            "back to torch silently)."
+        )
+    if t.layout != torch.strided or t.is_quantized:
+        raise TypeError(f"{owner}: {arg}: expected a dense (strided) tensor, got layout "
+                        f"{t.layout}")
+    if t.dtype != dtype:
+        if t.dtype in _FLOATS:
+            raise TypeError(
+                f"{owner}: {arg} is {t.dtype} but the parameters are {dtype}; convert one "
+                "to the other (torch.nn requires the same dtype too)"
+            )
+        raise TypeError(
+            f"{owner}: {arg} is {t.dtype}; fusedrnn's kernels run torch.float32 and "
+            f"torch.float64 only.  Convert it, or use torch.nn.{owner} for {t.dtype}."
+        )
+
+
+class _Run(Direction):
+    """One kernel call (a layer-direction or a cell's step) with what autograd needs:
+    the layer-direction (packed weights, rows: padded or PackedSequence batch sizes,
+    reverse or not) plus whether it is an LSTM, the module's name for messages, the
+    weights' roles in _Kernel's inputs, and ``cell``: a single step of a cell, whose x
+    is (B, I) and which returns only the states."""
+
+    __slots__ = ("is_lstm", "owner", "roles", "cell")
+
+    def __init__(self, packed, rows, reverse, is_lstm, owner, roles, cell=False):
+        self.packed, self.rows, self.reverse = packed, rows, reverse
+        self.is_lstm, self.owner, self.roles, self.cell = is_lstm, owner, roles, cell
+
+    def forward_tensors(self, x, h0, c0, train):
+        """Direction.forward on tensors: (outputs as tensors (y, h_n[, c_n]), for a cell
+        (h_n[, c_n]); the x the kernels read; y's shape; workspace)."""
+        xn = _np(x)
+        if self.cell:
+            xn = xn.reshape((1,) + xn.shape)
+        y, h_n, c_n, xd, ws = self.forward(xn, _np(h0), None if c0 is None else _np(c0),
+                                           train)
+        outs = [] if self.cell else [torch.from_numpy(y)]
+        outs.append(torch.from_numpy(h_n))
+        if self.is_lstm:
+            outs.append(torch.from_numpy(c_n))
+        return outs, xd, y.shape, ws
+
+
+class _Kernel(torch.autograd.Function):
+    """One layer-direction (or one cell step) with gradients: the fused kernels' forward
+    and backward.  Inputs: (run, x, h0, c0 or None, *weights in run.roles order);
+    outputs: (y, h_n[, c_n]), for a cell (h'[, c'])."""
+
+    @staticmethod
+    def forward(ctx, run, x, h0, c0, *weights):
+        outs, xd, y_shape, ws = run.forward_tensors(x, h0, c0, train=True)
+        ctx.run, ctx.ws, ctx.y_shape = run, ws, y_shape
+        ctx.has_c0 = c0 is not None
+        # The reverse direction's reordered x is a private copy; the forward direction
+        # reads x itself, saved so that autograd reports an in-place change of it (and of
+        # the weights) before backward, as torch.nn does.
+        ctx.xd = xd if (run.reverse or run.cell) else None
+        ctx.save_for_backward(x, *weights)
+        ctx.set_materialize_grads(False)
+        return tuple(outs)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        run = ctx.run
+        if torch.is_grad_enabled():
+            raise RuntimeError(_DOUBLE_BACKWARD.format(name=run.owner))
+        saved = ctx.saved_tensors  # raises if x or a weight was modified in place
+        x = saved[0]
+        xd = ctx.xd if ctx.xd is not None else _np(x)
+        if run.cell:
+            dy, rest = None, grads
+        else:
+            dy, rest = grads[0], grads[1:]
+        dy = np.zeros(ctx.y_shape, xd.dtype) if dy is None else _np(dy)
+        dh = None if rest[0] is None else _np(rest[0])
+        dc = None if (not run.is_lstm or rest[1] is None) else _np(rest[1])
+        need = ctx.needs_input_grad
+        # An input that needs no gradient (a first layer's data): dx's product skipped.
+        g = run.backward(xd, ctx.ws, dy, dh, dc, need_dx=need[1])
+        dx = None
+        if need[1]:
+            dx = torch.from_numpy(g["dx"].reshape(x.shape))
+        out = [None, dx,
+               torch.from_numpy(g["dh0"]) if need[2] else None,
+               torch.from_numpy(g["dc0"]) if (ctx.has_c0 and need[3]) else None]
+        for i, role in enumerate(run.roles):
+            out.append(torch.from_numpy(g[role]) if need[4 + i] else None)
+        return tuple(out)
