@@ -71,7 +71,7 @@ class Classifier:
 
 def main():
     args = parse_args(__doc__)
-    hidden, n_train, epochs, batch = (32, 2000, 3, 32) if args.quick else (64, 10000, 12, 32)
+    hidden, n_train, epochs, batch = (32, 3000, 3, 32) if args.quick else (64, 8000, 6, 32)
     rng = np.random.default_rng(args.seed)
     train, test = make_data(n_train, rng), make_data(2000, rng)
     print(f"{n_train} training and {len(test[0])} held-out sequences, lengths {MIN_LEN}-"

@@ -89,16 +89,20 @@ class Adder:
 
 def main():
     args = parse_args(__doc__)
-    digits, hidden, steps, batch = (2, 64, 400, 64) if args.quick else (3, 128, 6000, 64)
+    digits, hidden, steps, batch = (2, 64, 600, 64) if args.quick else (3, 128, 8000, 64)
     rng = np.random.default_rng(args.seed)
     test_q, test_len, test_ans, test_keys = make_batch(rng, 1000, digits)
     print(f"adding two numbers of up to {digits} digits; encoder and decoder LSTM hidden "
           f"{hidden}; {steps} steps of {batch} questions; 1000 held-out questions")
 
     model = Adder(hidden, args.seed)
-    opt = fr.optim.Adam(model.params(), lr=5e-3)
+    lr = 1e-2 if args.quick else 5e-3
+    opt = fr.optim.Adam(model.params(), lr=lr)
     losses, curve = [], []
     for step in range(1, steps + 1):
+        if step in (steps // 2, 3 * steps // 4):  # step decay: halve the learning rate
+            for group in opt.param_groups:
+                group["lr"] /= 2
         q, lengths, ans, _ = make_batch(rng, batch, digits, exclude=test_keys)
         losses.append(model.train_step(q, lengths, ans, opt))
         if step % (steps // 10) == 0:
