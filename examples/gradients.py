@@ -5,8 +5,9 @@
 
 A long-lag task: a sequence of LAG + 1 noise vectors; the class to predict at the end
 is the sign of the FIRST vector's first entry, so the only useful information is LAG
-steps away from the loss.  Four recurrent layers of the same width are compared:
-RNN (tanh), RNN (relu), GRU and LSTM.  For each, ``backward`` gives dL/dx_t for every
+steps away from the loss.  Recurrent layers of the same width are compared: RNN
+(tanh), RNN (relu), GRU, LSTM, and an LSTM whose forget gates start open (forget-gate
+bias 1 instead of torch's uniform initialisation).  For each, ``backward`` gives dL/dx_t for every
 step; the script plots the mean ||dL/dx_t|| against the distance LAG - t to the loss,
 at initialisation and after training, and prints the ratio ||dL/dx_0|| / ||dL/dx_LAG||
 (how much of the gradient survives LAG steps).  Vanilla RNNs lose it geometrically;
@@ -28,7 +29,16 @@ INPUT = 4
 MODELS = {"RNN tanh": lambda H, s: fr.RNN(INPUT, H, nonlinearity="tanh", seed=s),
           "RNN relu": lambda H, s: fr.RNN(INPUT, H, nonlinearity="relu", seed=s),
           "GRU": lambda H, s: fr.GRU(INPUT, H, seed=s),
-          "LSTM": lambda H, s: fr.LSTM(INPUT, H, seed=s)}
+          "LSTM": lambda H, s: fr.LSTM(INPUT, H, seed=s),
+          "LSTM, forget bias 1": lambda H, s: forget_bias(fr.LSTM(INPUT, H, seed=s), 1.0)}
+
+
+def forget_bias(lstm, value):
+    """The usual LSTM trick: start the forget gates open (gate order i, f, g, o)."""
+    sd, H = lstm.state_dict(), lstm.hidden_size
+    sd["bias_ih_l0"][H:2 * H], sd["bias_hh_l0"][H:2 * H] = value, 0.0
+    lstm.load_state_dict(sd)
+    return lstm
 
 
 def make_batch(rng, batch, lag):
@@ -77,6 +87,10 @@ def exploding_rnn(hidden, seed, radius):
     return rnn
 
 
+def key(name):
+    return name.replace(",", "").replace(" ", "_")
+
+
 def main():
     args = parse_args(__doc__)
     hidden, lag, steps = (32, 30, 60) if args.quick else (64, 40, 600)
@@ -92,7 +106,7 @@ def main():
         acc = np.mean((final_h(layer(probe[0])[1]) @ readout["weight"].T).argmax(1) == probe[1])
         profiles[name] = (at_init[::-1], trained[::-1])  # index = distance to the loss
         survive[name] = (float(at_init[0] / at_init[-1]), float(trained[0] / trained[-1]))
-        print(f"{name:9s} ||dL/dx_0|| / ||dL/dx_{lag}||: at init {survive[name][0]:.2e}, "
+        print(f"{name:19s} ||dL/dx_0|| / ||dL/dx_{lag}||: at init {survive[name][0]:.2e}, "
               f"after {steps} steps {survive[name][1]:.2e};  loss {np.mean(losses[:10]):.3f} "
               f"-> {loss:.3f}, accuracy {acc:.0%}")
 
@@ -129,8 +143,8 @@ def main():
         ax.legend()
         save(fig, plt, args.out / "gradients_exploding.png")
     report("gradients", lag=lag,
-           **{f"survive_init_{k.replace(' ', '_')}": v[0] for k, v in survive.items()},
-           **{f"survive_trained_{k.replace(' ', '_')}": v[1] for k, v in survive.items()},
+           **{f"survive_init_{key(k)}": v[0] for k, v in survive.items()},
+           **{f"survive_trained_{key(k)}": v[1] for k, v in survive.items()},
            explode_noclip_finite=bool(np.isfinite(explode[None]).all()),
            explode_clip_finite=bool(np.isfinite(explode[1.0]).all()),
            explode_clip_last_loss=float(explode[1.0][-1]))

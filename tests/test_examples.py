@@ -110,6 +110,8 @@ def test_gradients(tmp_path):
     for gated in ("LSTM", "GRU"):
         assert r[f"survive_init_{gated}"] > 10 * r["survive_init_RNN_tanh"], gated
     assert r["survive_init_RNN_tanh"] < 1e-3  # vanishing
+    # Forget gates that start open (bias 1) keep far more of it than torch's initialisation.
+    assert r["survive_init_LSTM_forget_bias_1"] > 100 * r["survive_init_LSTM"]
     assert not r["explode_noclip_finite"]  # exploding relu RNN, plain SGD: inf/NaN
     assert r["explode_clip_finite"] and r["explode_clip_last_loss"] < 5
     check_pngs(tmp_path, out, ["gradients_vanishing.png", "gradients_exploding.png"])
