@@ -1,12 +1,12 @@
-"""An encoder-decoder that adds two numbers written as digit strings: "352+89" -> "0441".
+"""An encoder-decoder that adds two numbers written as digit strings: "52+89" -> "141".
 
-    python examples/seq2seq.py            # full run, 3-digit numbers (a few minutes)
-    python examples/seq2seq.py --quick    # a smoke run, 2-digit numbers (about 10 s)
+    python examples/seq2seq.py            # full run (a few minutes)
+    python examples/seq2seq.py --quick    # a smoke run (about 10 s)
 
 Encoder: ``fusedrnn.LSTM`` reads the question one character at a time (the questions
 have different lengths, so it is called with ``lengths=``); its final state (h, c)
 is all the decoder gets.  Decoder: a second ``fusedrnn.LSTM`` starts from that state
-and writes the answer's DIGITS + 1 digits (zero-padded).  Training uses teacher
+and writes the sum with one digit more than the numbers (zero-padded: 52+9 -> "061").  Training uses teacher
 forcing: the decoder reads GO followed by the true answer shifted by one.  The
 gradient flows from the decoder's loss into its initial state (``dstate0`` of its
 backward) and from there into the encoder's backward as ``dstate``.
@@ -88,8 +88,11 @@ class Adder:
 
 
 def main():
-    args = parse_args(__doc__)
-    digits, hidden, steps, batch = (2, 64, 600, 64) if args.quick else (3, 128, 8000, 64)
+    args = parse_args(__doc__, lambda p: p.add_argument(
+        "--digits", type=int, default=2, help="digits per number (default 2; 3 needs far "
+        "more steps)"))
+    digits = args.digits
+    hidden, steps, batch = (64, 600, 64) if args.quick else (128, 6000, 64)
     rng = np.random.default_rng(args.seed)
     test_q, test_len, test_ans, test_keys = make_batch(rng, 1000, digits)
     print(f"adding two numbers of up to {digits} digits; encoder and decoder LSTM hidden "
