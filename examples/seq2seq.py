@@ -6,8 +6,9 @@
 Encoder: ``fusedrnn.LSTM`` reads the question one character at a time (the questions
 have different lengths, so it is called with ``lengths=``); its final state (h, c)
 is all the decoder gets.  Decoder: a second ``fusedrnn.LSTM`` starts from that state
-and writes the sum with one digit more than the numbers (zero-padded: 52+9 -> "061").  Training uses teacher
-forcing: the decoder reads GO followed by the true answer shifted by one.  The
+and writes the sum with one digit more than the numbers (zero-padded: 52+9 -> "061").
+Training uses teacher forcing: the decoder reads GO followed by the true answer
+shifted by one.  The
 gradient flows from the decoder's loss into its initial state (``dstate0`` of its
 backward) and from there into the encoder's backward as ``dstate``.
 
