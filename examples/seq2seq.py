@@ -8,9 +8,8 @@ have different lengths, so it is called with ``lengths=``); its final state (h, 
 is all the decoder gets.  Decoder: a second ``fusedrnn.LSTM`` starts from that state
 and writes the sum with one digit more than the numbers (zero-padded: 52+9 -> "061").
 Training uses teacher forcing: the decoder reads GO followed by the true answer
-shifted by one.  The
-gradient flows from the decoder's loss into its initial state (``dstate0`` of its
-backward) and from there into the encoder's backward as ``dstate``.
+shifted by one.  The gradient flows from the decoder's loss into its initial state
+(``dstate0`` of its backward) and from there into the encoder's backward as ``dstate``.
 
 Greedy decoding runs the decoder as ``fusedrnn.LSTMCell.from_layer(decoder)``: one
 step at a time, each predicted digit fed back as the next input.  The result is the
