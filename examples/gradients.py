@@ -93,7 +93,7 @@ def key(name):
 
 def main():
     args = parse_args(__doc__)
-    hidden, lag, steps = (32, 30, 60) if args.quick else (64, 40, 600)
+    hidden, lag, steps = (32, 30, 60) if args.quick else (64, 20, 800)
     rng = np.random.default_rng(args.seed)
     probe = make_batch(np.random.default_rng(args.seed + 100), 256, lag)
     profiles, survive = {}, {}
@@ -110,10 +110,11 @@ def main():
               f"after {steps} steps {survive[name][1]:.2e};  loss {np.mean(losses[:10]):.3f} "
               f"-> {loss:.3f}, accuracy {acc:.0%}")
 
-    # Exploding: the same relu RNN (radius 1.5 recurrent matrix), SGD with and without clipping.
+    # Exploding: the same relu RNN (radius 2 recurrent matrix), SGD with and without clipping.
     explode = {}
     for clip in (None, 1.0):
-        rnn, readout = exploding_rnn(hidden, args.seed, 1.5), new_readout(hidden, rng)
+        rnn = exploding_rnn(hidden, args.seed, 2.0)
+        readout = new_readout(hidden, np.random.default_rng(args.seed + 1))
         opt = fr.optim.SGD([rnn, readout], lr=0.05)
         explode[clip] = train(rnn, readout, np.random.default_rng(args.seed), steps // 2, lag,
                               opt, clip)
@@ -147,6 +148,7 @@ def main():
            **{f"survive_trained_{key(k)}": v[1] for k, v in survive.items()},
            explode_noclip_finite=bool(np.isfinite(explode[None]).all()),
            explode_clip_finite=bool(np.isfinite(explode[1.0]).all()),
+           explode_clip_first_loss=float(explode[1.0][0]),
            explode_clip_last_loss=float(explode[1.0][-1]))
 
 

@@ -113,7 +113,8 @@ def test_gradients(tmp_path):
     # Forget gates that start open (bias 1) keep far more of it than torch's initialisation.
     assert r["survive_init_LSTM_forget_bias_1"] > 100 * r["survive_init_LSTM"]
     assert not r["explode_noclip_finite"]  # exploding relu RNN, plain SGD: inf/NaN
-    assert r["explode_clip_finite"] and r["explode_clip_last_loss"] < 5
+    assert r["explode_clip_finite"]  # the same RNN with clip_grad_norm: finite, and it recovers
+    assert r["explode_clip_last_loss"] < 0.1 * r["explode_clip_first_loss"]
     check_pngs(tmp_path, out, ["gradients_vanishing.png", "gradients_exploding.png"])
 
 
