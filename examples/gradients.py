@@ -138,8 +138,13 @@ def main():
         save(fig, plt, args.out / "gradients_vanishing.png")
         fig, ax = plt.subplots(figsize=(5, 3))
         for clip, losses in explode.items():
-            ax.semilogy(np.where(np.isfinite(losses), losses, np.nan),
-                        label="no clipping" if clip is None else f"clip_grad_norm({clip})")
+            finite = np.isfinite(losses)
+            label = "no clipping" if clip is None else f"clip_grad_norm({clip})"
+            if not finite.all():
+                ax.axvline(np.argmin(finite) + 1, color="C0", ls=":")
+                label += f": inf/NaN from step {np.argmin(finite) + 1}"
+            ax.semilogy(np.arange(1, len(losses) + 1), np.where(finite, losses, np.nan), "o-",
+                        ms=3, label=label)
         ax.set(xlabel="SGD step", ylabel="loss", title="Exploding relu RNN")
         ax.legend()
         save(fig, plt, args.out / "gradients_exploding.png")
