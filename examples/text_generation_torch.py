@@ -110,9 +110,9 @@ def main():
             t0 = time.perf_counter()
             losses[name].append(train_step(model, opts[name], windows))
             step_times[name].append(time.perf_counter() - t0)
-    for name in models:
+    for name, model in models.items():
         print(f"{name:15s} loss {np.mean(losses[name][:5]):.3f} -> "
-              f"{np.mean(losses[name][-10:]):.3f}, validation {val_loss(models[name], val, seq_len):.3f}"
+              f"{np.mean(losses[name][-10:]):.3f}, validation {val_loss(model, val, seq_len):.3f}"
               f"; {1000 * np.median(step_times[name]):.2f} ms per training step (median)")
 
     per_char = {}
