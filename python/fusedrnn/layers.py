@@ -348,8 +348,9 @@ class _RNNBase(_Module):
         return s + ")"
 
     def load_cell(self, cell, layer=0, direction=0):
-        """Copy a cell's weights into (layer, direction) of this layer (the reverse of
-        ``*Cell.from_layer``); the cell's kind and options must match.  See _moves."""
+        """Copy a cell's weights into this layer's (layer, direction) slot, through
+        load_state_dict; the reverse of ``*Cell.from_layer``.  The cell's kind, sizes,
+        dtype, bias and options must match the slot's (proj_size 0 only)."""
         from ._moves import load_cell  # noqa: PLC0415
 
         load_cell(self, cell, layer, direction)
@@ -618,8 +619,10 @@ class _CellBase(_Module):
 
     @classmethod
     def from_layer(cls, rnn, layer=0, direction=0):
-        """A new cell holding copies of the weights of ``rnn``'s (layer, direction): one
-        step of it is one step of that layer-direction.  See _moves."""
+        """A new cell holding copies of the weights of ``rnn``'s (layer, direction), with
+        its dtype, bias and options: one step of it is one step of that layer-direction
+        (direction 1 runs the sequence backwards).  ``rnn``: a layer of the same kind
+        with proj_size 0."""
         from ._moves import cell_from_layer  # noqa: PLC0415
 
         return cell_from_layer(cls, rnn, layer, direction)
