@@ -132,7 +132,8 @@ def main():
     print(f"training: {seconds:.1f} s ({1000 * seconds / steps:.1f} ms per step, "
           "validation included)")
     model.lstm.load_state_dict(best[2])
-    model.readout.update(best[3])
+    for k, v in best[3].items():
+        model.readout[k][...] = v  # in place: the optimizer holds these arrays
     print(f"best validation loss {best[1]:.3f} (step {best[0]}): those weights are kept")
 
     text_out = sample(model, vocab, "The LSTM", 300 if not quick else 120,
