@@ -27,7 +27,13 @@ from torch.nn.utils.rnn import PackedSequence
 
 from .._stack import PADDED, Rows, run_layers, split_state
 from ..functional import pack, step
+from .. import _core
 from ._kernel import _FLOATS, _check_tensor, _Kernel, _np, _role, _Run
+from ._plan import Plan, cacheable
+
+_is_grad_enabled = torch.is_grad_enabled
+_from_numpy = torch.from_numpy
+_cell_call = _core.cell_call
 
 __all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "replace_rnns",
            "from_torch"]
@@ -73,11 +79,12 @@ class _Fused:
                         a.get("bias_hh"), weight_hr=a.get("weight_hr"),
                         one_step=self._fr_one_step)
 
-        if not all(isinstance(p, nn.Parameter) and not p.is_inference() for p in params):
+        if not cacheable(params):
             # Pack for this call only when the weights are not the module's own parameters
             # (torch.func.functional_call's or a parametrization's tensors: gradcheck
             # perturbs those in place without advancing their version counter), or were
-            # made under torch.inference_mode() (no version counter at all).
+            # made under torch.inference_mode() (no version counter at all); and always
+            # within weight_cache(False).
             return packed_now()
         key = tuple((p.data_ptr(), p._version) for p in params)
         cache = self.__dict__.get("_fr_cache")
@@ -99,15 +106,18 @@ class _Fused:
         if parent is not None:  # the layers' (a no-op on the CPU); cells have none
             parent()
         self.__dict__["_fr_cache"] = None
+        self.__dict__["_fr_plan"] = None
 
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_fr_cache", None)  # packed kernels' copies: rebuilt after unpickling
+        state.pop("_fr_plan", None)
         return state
 
     def __setstate__(self, state):
         super().__setstate__(state)
         self.__dict__["_fr_cache"] = None
+        self.__dict__["_fr_plan"] = None
 
 
 class _LayerMixin(_Fused):
@@ -264,6 +274,44 @@ class _CellMixin(_Fused):
     _fr_one_step = True
 
     def forward(self, input, hx=None):  # noqa: A002 -- torch.nn's argument name
+        plan = self.__dict__.get("_fr_plan")
+        if plan is not None:
+            states = plan.states(self, input, hx, self.__dict__.get("nonlinearity"))
+            if states is not None:
+                return self._fr_fast(plan, input, states)
+        return self._fr_forward(input, hx)
+
+    def _fr_fast(self, plan, x, states):
+        """A call that matches ``plan``: no checks, no packing."""
+        packed, run, unbatched, shape, zeros = plan.data
+        params = plan.params
+        is_lstm = run.is_lstm
+        if _is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)
+                                   or any(t.requires_grad for t in states)):
+            if unbatched:
+                x = x.unsqueeze(0)
+                states = tuple(t.unsqueeze(0) for t in states)
+            if not states:
+                dtype = plan.dtype
+                states = (torch.zeros(zeros[0].shape, dtype=dtype),) * (2 if is_lstm else 1)
+            out = _Kernel.apply(run, x, states[0], states[1] if is_lstm else None, *params)
+        else:
+            xn = (x.detach() if x.requires_grad else x).numpy()
+            if not states:
+                hxn = zeros
+            else:
+                hxn = tuple((t.detach() if t.requires_grad else t).numpy() for t in states)
+            if unbatched:
+                xn = xn.reshape(1, -1)
+                hxn = tuple(a.reshape(1, -1) for a in hxn)
+            res = _cell_call(packed, xn, hxn if is_lstm else hxn[0])
+            out = (tuple(map(_from_numpy, res)) if is_lstm else (_from_numpy(res),))
+        if unbatched:
+            out = tuple(t.reshape(shape) for t in out)
+        return out if is_lstm else out[0]
+
+    def _fr_forward(self, input, hx):  # noqa: A002
+        """The checked call: every worded error; leaves a plan for the next call."""
         owner = type(self).__name__
         cell = self._fr_kind
         if cell == "rnn":
@@ -300,12 +348,19 @@ class _CellMixin(_Fused):
         grad = torch.is_grad_enabled() and (
             x.requires_grad or (h0 is not None and h0.requires_grad)
             or (c0 is not None and c0.requires_grad) or any(p.requires_grad for p in params))
+        run = _Run(packed, PADDED, False, is_lstm, owner, [_role(n) for n in names],
+                   cell=True)
+        if cacheable(params) and packed.one_step:
+            npdt = np.float32 if dtype == torch.float32 else np.float64
+            zeros = (np.zeros((B, H), npdt),) * (2 if is_lstm else 1)
+            hx_shapes = None if hx is None else (shape, shape) if is_lstm else (shape,)
+            self.__dict__["_fr_plan"] = Plan(self, params, dtype, tuple(input.shape), hx_shapes,
+                                             self.__dict__.get("nonlinearity"),
+                                             (packed, run, unbatched, shape, zeros))
         if grad:
             if h0 is None:
                 h0 = torch.zeros((B, H), dtype=dtype)
                 c0 = torch.zeros((B, H), dtype=dtype) if is_lstm else None
-            run = _Run(packed, PADDED, False, is_lstm, owner, [_role(n) for n in names],
-                       cell=True)
             out = _Kernel.apply(run, x, h0, c0, *params)
         else:
             npdt = np.float32 if dtype == torch.float32 else np.float64
@@ -373,6 +428,7 @@ def from_torch(module: nn.Module) -> nn.Module:
     # their hooks): the new module takes the original's place.
     new.__dict__.update(module.__dict__)
     new.__dict__["_fr_cache"] = None
+    new.__dict__["_fr_plan"] = None
     return new
 
 
