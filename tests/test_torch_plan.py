@@ -92,3 +92,34 @@ def test_weight_cache_off_reads_data_writes(torch, frt):
     with pytest.raises(TypeError, match="enabled: expected a bool"):
         with frt.weight_cache(0):
             pass
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_layer_plan_sees_changes(torch, frt, kind):
+    kw = dict(num_layers=2, bidirectional=True, batch_first=True)
+    ref, ours = _pair(torch, frt, kind, **kw)
+    lstm = kind == "LSTM"
+    x = torch.randn(2, 4, 3, dtype=torch.float64)  # (B, T, I)
+    h = torch.randn(4, 2, 5, dtype=torch.float64)
+    hx = (h, h.clone()) if lstm else h
+    with torch.no_grad():
+        for _ in range(2):
+            _same(torch, ours(x, hx), ref(x, hx))
+        for p, q in zip(ref.parameters(), ours.parameters()):
+            p.add_(0.1)
+            q.add_(0.1)
+        _same(torch, ours(x, hx), ref(x, hx))
+        _same(torch, ours(x), ref(x))
+        _same(torch, ours(x[0]), ref(x[0]))  # unbatched (T, I)
+        _same(torch, ours(x[0]), ref(x[0]))
+    ours.batch_first = ref.batch_first = False  # the same tensor read as (T, B, I)
+    with torch.no_grad():
+        _same(torch, ours(x), ref(x))
+    ours.batch_first = ref.batch_first = True
+    for m in (ours, ref):
+        m.zero_grad()
+        for _ in range(2):  # a plan made by a training call, then used
+            out, _ = m(x, hx)
+            out.sum().backward()
+    for p, q in zip(ref.parameters(), ours.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-10, atol=1e-12)

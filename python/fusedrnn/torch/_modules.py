@@ -128,6 +128,25 @@ class _LayerMixin(_Fused):
         return cells[self.mode]
 
     def forward(self, input, hx=None):  # noqa: A002 -- torch.nn's argument name
+        plan = self.__dict__.get("_fr_plan")
+        if plan is not None:
+            states = plan.states(self, input, hx, (self.mode, self.batch_first))
+            if states is not None:
+                unbatched, batch_first, runs, is_lstm, h_shape, c_shape = plan.data
+                if unbatched:
+                    x = input.unsqueeze(1)
+                    states = tuple(t.unsqueeze(1) for t in states)
+                else:
+                    x = input.transpose(0, 1).contiguous() if batch_first else input
+                output, h_n, c_n = self._fr_run(
+                    runs, x, states[0] if states else None,
+                    states[1] if len(states) == 2 else None, plan.params, plan.dtype,
+                    is_lstm, h_shape, c_shape)
+                return self._fr_output(input, output, h_n, c_n, is_lstm, unbatched)
+        return self._fr_forward(input, hx)
+
+    def _fr_forward(self, input, hx):  # noqa: A002
+        """The checked call: every worded error; leaves a plan for the next call."""
         owner = type(self).__name__
         cell = self._fr_cell()
         is_lstm = cell == "lstm"
@@ -141,26 +160,48 @@ class _LayerMixin(_Fused):
         h_shape, c_shape = (L * D, B, Hr), (L * D, B, H)
         h0, c0 = self._fr_states(hx, owner, dtype, is_lstm, unbatched, h_shape, c_shape,
                                  sorted_idx)
-        grad = torch.is_grad_enabled() and (
-            x.requires_grad or (h0 is not None and h0.requires_grad)
-            or (c0 is not None and c0.requires_grad) or any(p.requires_grad for p in params))
         rows = PADDED if bs is None else Rows(bs)
         runs, i = [], 0
         for k, names in enumerate(self._all_weights):
             ps = params[i:i + len(names)]
             i += len(names)
-            runs.append((_Run(self._fr_packed(k, names, ps, cell), rows, k % D == 1,
-                              is_lstm, owner, [_role(n) for n in names]), ps))
+            runs.append(_Run(self._fr_packed(k, names, ps, cell), rows, k % D == 1,
+                             is_lstm, owner, [_role(n) for n in names]))
+        if bs is None and cacheable(params):
+            if hx is None:
+                hx_shapes = None
+            else:
+                hs = [(s[0], s[2]) if unbatched else s for s in (h_shape, c_shape)]
+                hx_shapes = tuple(hs) if is_lstm else (hs[0],)
+            self.__dict__["_fr_plan"] = Plan(
+                self, params, dtype, tuple(input.shape), hx_shapes, (self.mode, self.batch_first),
+                (unbatched, self.batch_first, runs, is_lstm, h_shape, c_shape))
+        output, h_n, c_n = self._fr_run(runs, x, h0, c0, params, dtype, is_lstm, h_shape,
+                                        c_shape)
+        return self._fr_output(input, output, h_n, c_n, is_lstm, unbatched)
+
+    def _fr_run(self, runs, x, h0, c0, params, dtype, is_lstm, h_shape, c_shape):
+        """The layer x direction loop on checked tensors: (output, h_n, c_n or None).
+        x (T, B, I) or packed rows, h0 / c0 (L*D, B, F) contiguous or None (zeros)."""
+        D = 2 if self.bidirectional else 1
+        L = self.num_layers
+        grad = _is_grad_enabled() and (
+            x.requires_grad or (h0 is not None and h0.requires_grad)
+            or (c0 is not None and c0.requires_grad) or any(p.requires_grad for p in params))
         drop = self.dropout if self.training else 0.0
         hs, cs = [], []
         if grad:  # autograd: one _Kernel per layer-direction, torch ops between them
             if h0 is None:
                 h0 = torch.zeros(h_shape, dtype=dtype)
                 c0 = torch.zeros(c_shape, dtype=dtype) if is_lstm else None
+            groups, i = [], 0
+            for names in self._all_weights:
+                groups.append(params[i:i + len(names)])
+                i += len(names)
 
             def direction(k, layer_in):
-                run, ps = runs[k]
-                out = _Kernel.apply(run, layer_in, h0[k], c0[k] if is_lstm else None, *ps)
+                out = _Kernel.apply(runs[k], layer_in, h0[k], c0[k] if is_lstm else None,
+                                    *groups[k])
                 hs.append(out[1])
                 if is_lstm:
                     cs.append(out[2])
@@ -178,7 +219,7 @@ class _LayerMixin(_Fused):
             c0n = None if not is_lstm else np.zeros(c_shape, npdt) if c0 is None else _np(c0)
 
             def direction(k, layer_in):
-                y, h, c, _, _ = runs[k][0].forward(
+                y, h, c, _, _ = runs[k].forward(
                     layer_in, h0n[k], None if c0n is None else c0n[k], False)
                 hs.append(h)
                 cs.append(c)
@@ -191,7 +232,7 @@ class _LayerMixin(_Fused):
             h_n = torch.from_numpy(hs[0][None] if len(hs) == 1 else np.stack(hs))
             c_n = (None if not is_lstm else
                    torch.from_numpy(cs[0][None] if len(cs) == 1 else np.stack(cs)))
-        return self._fr_output(input, output, h_n, c_n, is_lstm, unbatched)
+        return output, h_n, c_n
 
     def _fr_input(self, input, owner, dtype):  # noqa: A002
         """(x (T, B, I) or packed rows (N, I), contiguous; PackedSequence batch sizes as
