@@ -46,6 +46,20 @@ def _cat_arrays(outs):
     return np.concatenate(outs, -1)
 
 
+def _empty(tensors, params, dtype, shapes):
+    """Outputs of an empty batch (B = 0), zeros of these shapes (all empty), with torch.nn's
+    gradients: zeros for every tensor and parameter that needs one (each output plus an
+    empty sum of them, so that autograd links them)."""
+    outs = [torch.zeros(s, dtype=dtype) for s in shapes]
+    if _is_grad_enabled():
+        parts = [t.sum() for t in tensors if t is not None and t.requires_grad]
+        parts += [p.reshape(-1)[:0].sum() for p in params if p.requires_grad]
+        if parts:
+            link = sum(parts[1:], parts[0])
+            outs = [o + link for o in outs]
+    return outs
+
+
 class _Fused:
     """What layers and cells share: parameter checks and the packed-weight cache."""
 
@@ -160,6 +174,12 @@ class _LayerMixin(_Fused):
         h_shape, c_shape = (L * D, B, Hr), (L * D, B, H)
         h0, c0 = self._fr_states(hx, owner, dtype, is_lstm, unbatched, h_shape, c_shape,
                                  sorted_idx)
+        if B == 0:
+            D_out = D * Hr
+            outs = _empty([x, h0, c0], params, dtype,
+                          [(x.shape[0], 0, D_out), h_shape] + ([c_shape] if is_lstm else []))
+            output, h_n, c_n = outs[0], outs[1], (outs[2] if is_lstm else None)
+            return self._fr_output(input, output, h_n, c_n, is_lstm, unbatched)
         rows = PADDED if bs is None else Rows(bs)
         runs, i = [], 0
         for k, names in enumerate(self._all_weights):
@@ -269,9 +289,9 @@ class _LayerMixin(_Fused):
             x = input.unsqueeze(1)
         else:
             x = input.transpose(0, 1) if self.batch_first else input
-        if x.shape[0] == 0 or x.shape[1] == 0:
-            raise ValueError(f"{owner}: input: expected at least one time step and one "
-                             f"sequence, got shape {tuple(input.shape)}")
+        if x.shape[0] == 0:  # (an empty batch, B = 0, is accepted, as torch.nn does)
+            raise ValueError(f"{owner}: input: expected at least one time step (as torch.nn), "
+                             f"got shape {tuple(input.shape)}")
         return x.contiguous(), None, unbatched, None
 
     def _fr_output(self, input, output, h_n, c_n, is_lstm, unbatched):  # noqa: A002
@@ -371,9 +391,6 @@ class _CellMixin(_Fused):
         unbatched = input.dim() == 1
         x = (input.unsqueeze(0) if unbatched else input).contiguous()
         B, H = x.shape[0], self.hidden_size
-        if B == 0:
-            raise ValueError(f"{owner}: input: expected at least one row, got shape "
-                             f"{tuple(input.shape)}")
         shape = (H,) if unbatched else (B, H)
         h0 = c0 = None  # None: zeros
         if hx is not None:
@@ -385,6 +402,9 @@ class _CellMixin(_Fused):
                                      f"{tuple(t.shape)}")
                 states.append((t.unsqueeze(0) if unbatched else t).contiguous())
             h0, c0 = states[0], (states[1] if is_lstm else None)
+        if B == 0:  # an empty batch: torch.nn's empty states, zero gradients
+            out = _empty([x, h0, c0], params, dtype, [shape] * (2 if is_lstm else 1))
+            return tuple(out) if is_lstm else out[0]
         packed = self._fr_packed(0, names, params, cell)
         grad = torch.is_grad_enabled() and (
             x.requires_grad or (h0 is not None and h0.requires_grad)
