@@ -89,6 +89,9 @@ def test_weight_cache_off_reads_data_writes(torch, frt):
         ref.weight_ih.data.mul_(3)
         with frt.weight_cache(False):
             _same(torch, ours(x), ref(x))
+            ours.weight_hh.data.add_(1)  # unseen, inside the block ...
+            ref.weight_hh.data.add_(1)
+        _same(torch, ours(x), ref(x))  # ... and read after it: the block retired the plans
     with pytest.raises(TypeError, match="enabled: expected a bool"):
         with frt.weight_cache(0):
             pass

@@ -29,7 +29,7 @@ from .._stack import PADDED, Rows, run_layers, split_state
 from ..functional import pack, step
 from .. import _core
 from ._kernel import _FLOATS, _check_tensor, _Kernel, _np, _role, _Run
-from ._plan import Plan, cacheable
+from ._plan import Plan, cache_epoch, cacheable
 
 _is_grad_enabled = torch.is_grad_enabled
 _from_numpy = torch.from_numpy
@@ -100,7 +100,7 @@ class _Fused:
             # made under torch.inference_mode() (no version counter at all); and always
             # within weight_cache(False).
             return packed_now()
-        key = tuple((p.data_ptr(), p._version) for p in params)
+        key = (cache_epoch(),) + tuple((p.data_ptr(), p._version) for p in params)
         cache = self.__dict__.get("_fr_cache")
         if cache is None:
             cache = self.__dict__["_fr_cache"] = {}

@@ -23,8 +23,10 @@ import torch
 _Tensor = torch.Tensor
 _strided = torch.strided
 
-#: [enabled]: the packed-weight cache and the plans (see weight_cache).
-_CACHE = [True]
+#: [enabled, epoch]: the packed-weight cache and the plans are on (see weight_cache);
+#: the epoch advances when a weight_cache(False) block ends, which retires every plan
+#: and packed copy made before it (the block may have written weights unseen).
+_CACHE = [True, 0]
 
 
 @contextlib.contextmanager
@@ -33,7 +35,8 @@ def weight_cache(enabled: bool = True):
     plans) only if ``enabled``.  ``weight_cache(False)``: every forward packs the weights
     from the parameters as they are now, so writes that no autograd version counter
     sees (``p.data``, ``torch.autograd.gradcheck``'s perturbations) are read.  Costs a
-    repack per call.  Process-wide (not per thread); blocks nest."""
+    repack per call.  When such a block ends, every module repacks at its next call.
+    Process-wide (not per thread); blocks nest."""
     if not isinstance(enabled, bool):
         raise TypeError(f"enabled: expected a bool, got {type(enabled).__name__}")
     old = _CACHE[0]
@@ -42,10 +45,12 @@ def weight_cache(enabled: bool = True):
         yield
     finally:
         _CACHE[0] = old
+        if not enabled:
+            _CACHE[1] += 1
 
 
-def cache_enabled() -> bool:
-    return _CACHE[0]
+def cache_epoch() -> int:
+    return _CACHE[1]
 
 
 def _tensor_ok(t, dtype, shape) -> bool:
@@ -66,7 +71,7 @@ class Plan:
     needs (packed weights, runs, zero states...)."""
 
     __slots__ = ("params", "ids", "versions", "ptrs", "held", "dtype", "x_shape", "hx",
-                 "extra", "data")
+                 "extra", "data", "epoch")
 
     def __init__(self, module, params, dtype, x_shape, hx_shapes, extra, data):
         params = tuple(params)
@@ -77,12 +82,14 @@ class Plan:
         self.held = [p.detach() for p in params]
         self.dtype, self.x_shape, self.hx, self.extra = dtype, x_shape, hx_shapes, extra
         self.data = data
+        self.epoch = _CACHE[1]
 
     def states(self, module, x, hx, extra):
         """The state tensors ((h,) or (h, c); () for hx None) if the call (x, hx) matches
         this plan and the module's parameters are as they were, else None."""
         dtype = self.dtype
-        if (not _CACHE[0] or extra != self.extra or not _tensor_ok(x, dtype, self.x_shape)):
+        if (not _CACHE[0] or _CACHE[1] != self.epoch or extra != self.extra
+                or not _tensor_ok(x, dtype, self.x_shape)):
             return None
         params = self.params
         if (tuple(map(id, module._parameters.values())) != self.ids
