@@ -84,8 +84,15 @@ class _Run(Direction):
         xn = _np(x)
         if self.cell:
             xn = xn.reshape((1,) + xn.shape)
-        y, h_n, c_n, xd, ws = self.forward(xn, _np(h0), None if c0 is None else _np(c0),
-                                           train)
+        if h0 is None:  # zeros (then c0 is None too): made here, no tensors needed
+            bs = self.rows.batch_sizes
+            B = xn.shape[1] if bs is None else int(bs[0])
+            H = self.packed.hidden_size
+            h0n = np.zeros((B, self.packed.proj_size or H), xn.dtype)
+            c0n = np.zeros((B, H), xn.dtype) if self.is_lstm else None
+        else:
+            h0n, c0n = _np(h0), None if c0 is None else _np(c0)
+        y, h_n, c_n, xd, ws = self.forward(xn, h0n, c0n, train)
         outs = [] if self.cell else [torch.from_numpy(y)]
         outs.append(torch.from_numpy(h_n))
         if self.is_lstm:
@@ -95,7 +102,8 @@ class _Run(Direction):
 
 class _Kernel(torch.autograd.Function):
     """One layer-direction (or one cell step) with gradients: the fused kernels' forward
-    and backward.  Inputs: (run, x, h0, c0 or None, *weights in run.roles order);
+    and backward.  Inputs: (run, x, h0 or None (zeros, and c0 None too), c0 or None,
+    *weights in run.roles order);
     outputs: (y, h_n[, c_n]), for a cell (h'[, c'])."""
 
     @staticmethod

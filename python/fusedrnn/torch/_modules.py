@@ -211,17 +211,14 @@ class _LayerMixin(_Fused):
         drop = self.dropout if self.training else 0.0
         hs, cs = [], []
         if grad:  # autograd: one _Kernel per layer-direction, torch ops between them
-            if h0 is None:
-                h0 = torch.zeros(h_shape, dtype=dtype)
-                c0 = torch.zeros(c_shape, dtype=dtype) if is_lstm else None
             groups, i = [], 0
             for names in self._all_weights:
                 groups.append(params[i:i + len(names)])
                 i += len(names)
 
             def direction(k, layer_in):
-                out = _Kernel.apply(runs[k], layer_in, h0[k], c0[k] if is_lstm else None,
-                                    *groups[k])
+                out = _Kernel.apply(runs[k], layer_in, None if h0 is None else h0[k],
+                                    None if c0 is None else c0[k], *groups[k])
                 hs.append(out[1])
                 if is_lstm:
                     cs.append(out[2])
@@ -352,21 +349,25 @@ class _CellMixin(_Fused):
             if unbatched:
                 x = x.unsqueeze(0)
                 states = tuple(t.unsqueeze(0) for t in states)
-            if not states:
-                dtype = plan.dtype
-                states = (torch.zeros(zeros[0].shape, dtype=dtype),) * (2 if is_lstm else 1)
-            out = _Kernel.apply(run, x, states[0], states[1] if is_lstm else None, *params)
+            out = _Kernel.apply(run, x, states[0] if states else None,
+                                states[1] if len(states) == 2 else None, *params)
         else:
             xn = (x.detach() if x.requires_grad else x).numpy()
             if not states:
                 hxn = zeros
+            elif is_lstm:
+                h, c = states
+                hxn = ((h.detach() if h.requires_grad else h).numpy(),
+                       (c.detach() if c.requires_grad else c).numpy())
             else:
-                hxn = tuple((t.detach() if t.requires_grad else t).numpy() for t in states)
+                h = states[0]
+                hxn = ((h.detach() if h.requires_grad else h).numpy(),)
             if unbatched:
                 xn = xn.reshape(1, -1)
                 hxn = tuple(a.reshape(1, -1) for a in hxn)
             res = _cell_call(packed, xn, hxn if is_lstm else hxn[0])
-            out = (tuple(map(_from_numpy, res)) if is_lstm else (_from_numpy(res),))
+            out = ((_from_numpy(res[0]), _from_numpy(res[1])) if is_lstm
+                   else (_from_numpy(res),))
         if unbatched:
             out = tuple(t.reshape(shape) for t in out)
         return out if is_lstm else out[0]
@@ -419,9 +420,6 @@ class _CellMixin(_Fused):
                                              self.__dict__.get("nonlinearity"),
                                              (packed, run, unbatched, shape, zeros))
         if grad:
-            if h0 is None:
-                h0 = torch.zeros((B, H), dtype=dtype)
-                c0 = torch.zeros((B, H), dtype=dtype) if is_lstm else None
             out = _Kernel.apply(run, x, h0, c0, *params)
         else:
             npdt = np.float32 if dtype == torch.float32 else np.float64
