@@ -186,7 +186,8 @@ class _LayerMixin(_Fused):
             ps = params[i:i + len(names)]
             i += len(names)
             runs.append(_Run(self._fr_packed(k, names, ps, cell), rows, k % D == 1,
-                             is_lstm, owner, [_role(n) for n in names]))
+                             is_lstm, owner, [_role(n) for n in names],
+                             lead=len(self._all_weights) == 1))
         if bs is None and cacheable(params):
             if hx is None:
                 hx_shapes = None
@@ -226,10 +227,10 @@ class _LayerMixin(_Fused):
 
             output = run_layers(L, D, x, direction, _cat_tensors,
                                 (lambda t: F.dropout(t, drop, True)) if drop else None)
-            # One layer-direction: its state as it came from the kernels (no copy).
-            h_n = hs[0].unsqueeze(0) if len(hs) == 1 else torch.stack(hs)
-            c_n = (None if not is_lstm else
-                   cs[0].unsqueeze(0) if len(cs) == 1 else torch.stack(cs))
+            # One layer-direction: its state as it came from the kernels, (1, B, F) (no
+            # copy, no view op).
+            h_n = hs[0] if len(hs) == 1 else torch.stack(hs)
+            c_n = None if not is_lstm else cs[0] if len(cs) == 1 else torch.stack(cs)
         else:  # inference: NumPy arrays from the input to the outputs, no torch ops between
             npdt = np.float32 if dtype == torch.float32 else np.float64
             h0n = np.zeros(h_shape, npdt) if h0 is None else _np(h0)
