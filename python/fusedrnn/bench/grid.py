@@ -36,8 +36,8 @@ class Shape:
 
     @property
     def is_cell(self) -> bool:
-        """One-step latency row: timed through the *Cell classes, per call."""
-        return self.name == "cell"
+        """One-step latency row (cell, cell256): timed through the *Cell classes, per call."""
+        return self.name.startswith("cell")
 
     @property
     def D(self) -> int:  # noqa: N802 -- torch's name: 2 directions if bidirectional
@@ -87,6 +87,7 @@ ROWS = (
     Shape("S3", 50, 64, 1024, 1024),  # throughput
     Shape("S4", 200, 32, 128, 128),  # small hidden
     Shape("cell", 1, 1, 128, 128),  # one-step latency, per call
+    Shape("cell256", 1, 1, 256, 256),  # the same at H = 256 (a generation loop's cell)
     Shape("L2bi", 100, 16, 256, 256, num_layers=2, bidirectional=True, kinds=("lstm",)),
     Shape("len", 200, 32, 256, 256, ragged=True, kinds=("lstm",)),  # lengths 20..200
 )
