@@ -84,6 +84,11 @@ class Plan:
         self.data = data
         self.epoch = _CACHE[1]
 
+    def __deepcopy__(self, memo):
+        # A copied module's parameters have other addresses: it makes its own plan
+        # (the key's addresses are only unambiguous while ``held`` keeps them).
+        return None
+
     def states(self, module, x, hx, extra):
         """The state tensors ((h,) or (h, c); () for hx None) if the call (x, hx) matches
         this plan and the module's parameters are as they were, else None."""
