@@ -7,7 +7,9 @@ one kernel call per layer and direction (never one per step): through
 straight to the kernels (``_kernel.py``: tensors as arrays, no copies of contiguous
 CPU tensors).  The layer x direction loop, the state parsing and the reverse
 direction's rows are the NumPy layers' own (``fusedrnn._stack``); every kernel call
-goes through ``fusedrnn.functional``.
+goes through ``fusedrnn.functional``.  Here: the layers' forward and the classes;
+``_cell.py``: the cells' forward; ``_fused.py``: what both share; ``_plan.py``: the
+call plans that let a repeat call skip the checks.
 
 Weights are packed for the kernels once per version: the cache is keyed by each
 parameter's storage address and autograd version counter, which every in-place change
@@ -26,14 +28,12 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from .._stack import PADDED, Rows, run_layers, split_state
-from ..functional import pack, step
-from .. import _core
-from ._kernel import _FLOATS, _check_tensor, _Kernel, _np, _role, _Run
-from ._plan import Plan, cache_epoch, cacheable
+from ._cell import _CellMixin
+from ._fused import _empty, _Fused
+from ._kernel import _check_tensor, _Kernel, _np, _role, _Run
+from ._plan import Plan, cacheable
 
 _is_grad_enabled = torch.is_grad_enabled
-_from_numpy = torch.from_numpy
-_cell_call = _core.cell_call
 
 __all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "replace_rnns",
            "from_torch"]
@@ -44,94 +44,6 @@ def _cat_tensors(outs):
 
 def _cat_arrays(outs):
     return np.concatenate(outs, -1)
-
-
-def _empty(tensors, params, dtype, shapes):
-    """Outputs of an empty batch (B = 0), zeros of these shapes (all empty), with torch.nn's
-    gradients: zeros for every tensor and parameter that needs one (each output plus an
-    empty sum of them, so that autograd links them)."""
-    outs = [torch.zeros(s, dtype=dtype) for s in shapes]
-    if _is_grad_enabled():
-        parts = [t.sum() for t in tensors if t is not None and t.requires_grad]
-        parts += [p.reshape(-1)[:0].sum() for p in params if p.requires_grad]
-        if parts:
-            link = sum(parts[1:], parts[0])
-            outs = [o + link for o in outs]
-    return outs
-
-
-class _Fused:
-    """What layers and cells share: parameter checks and the packed-weight cache."""
-
-    _fr_one_step = False
-
-    def _fr_check_params(self, params):
-        owner = type(self).__name__
-        dtype = params[0].dtype
-        for p in params:
-            if p.device.type != "cpu":
-                raise TypeError(
-                    f"{owner}: the parameters are on {p.device}; fusedrnn's kernels run on "
-                    f"the CPU only.  Use torch.nn.{owner} on {p.device.type} (fusedrnn.torch "
-                    "does not fall back to torch silently)."
-                )
-            if p.dtype not in _FLOATS or p.dtype != dtype:
-                raise TypeError(
-                    f"{owner}: the parameters are {p.dtype}; fusedrnn's kernels run "
-                    "torch.float32 and torch.float64 only (all parameters of one dtype).  "
-                    f"Convert with .float() or .double(), or use torch.nn.{owner}."
-                )
-        return dtype
-
-    def _fr_packed(self, k, names, params, cell):
-        """Layer-direction k's weights (params, named names) packed for the kernels,
-        cached per version."""
-
-        def packed_now():
-            a = {_role(n): _np(p) for n, p in zip(names, params)}
-            return pack(cell, a["weight_ih"], a["weight_hh"], a.get("bias_ih"),
-                        a.get("bias_hh"), weight_hr=a.get("weight_hr"),
-                        one_step=self._fr_one_step)
-
-        if not cacheable(params):
-            # Pack for this call only when the weights are not the module's own parameters
-            # (torch.func.functional_call's or a parametrization's tensors: gradcheck
-            # perturbs those in place without advancing their version counter), or were
-            # made under torch.inference_mode() (no version counter at all); and always
-            # within weight_cache(False).
-            return packed_now()
-        key = (cache_epoch(),) + tuple((p.data_ptr(), p._version) for p in params)
-        cache = self.__dict__.get("_fr_cache")
-        if cache is None:
-            cache = self.__dict__["_fr_cache"] = {}
-        entry = cache.get(k)
-        if entry is not None and entry[0] == key:
-            return entry[2]
-        packed = packed_now()
-        # The detached tensors keep the packed storages alive, so no other tensor can be
-        # given their addresses while the entry exists (the key stays unambiguous).
-        cache[k] = (key, [p.detach() for p in params], packed)
-        return packed
-
-    def flatten_parameters(self):
-        """Also drops fusedrnn's packed weights (repacked at the next forward).  Needed
-        only after writes that bypass autograd's version counter, like ``p.data.copy_``."""
-        parent = getattr(super(), "flatten_parameters", None)
-        if parent is not None:  # the layers' (a no-op on the CPU); cells have none
-            parent()
-        self.__dict__["_fr_cache"] = None
-        self.__dict__["_fr_plan"] = None
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_fr_cache", None)  # packed kernels' copies: rebuilt after unpickling
-        state.pop("_fr_plan", None)
-        return state
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        self.__dict__["_fr_cache"] = None
-        self.__dict__["_fr_plan"] = None
 
 
 class _LayerMixin(_Fused):
@@ -327,110 +239,6 @@ class _LayerMixin(_Fused):
                 t = t.index_select(1, sorted_idx)
             out.append(t.contiguous())
         return out[0], (out[1] if is_lstm else None)
-
-
-class _CellMixin(_Fused):
-    _fr_one_step = True
-
-    def forward(self, input, hx=None):  # noqa: A002 -- torch.nn's argument name
-        plan = self.__dict__.get("_fr_plan")
-        if plan is not None:
-            states = plan.states(self, input, hx, self.__dict__.get("nonlinearity"))
-            if states is not None:
-                return self._fr_fast(plan, input, states)
-        return self._fr_forward(input, hx)
-
-    def _fr_fast(self, plan, x, states):
-        """A call that matches ``plan``: no checks, no packing."""
-        packed, run, unbatched, shape, zeros = plan.data
-        params = plan.params
-        is_lstm = run.is_lstm
-        if _is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)
-                                   or any(t.requires_grad for t in states)):
-            if unbatched:
-                x = x.unsqueeze(0)
-                states = tuple(t.unsqueeze(0) for t in states)
-            out = _Kernel.apply(run, x, states[0] if states else None,
-                                states[1] if len(states) == 2 else None, *params)
-        else:
-            xn = (x.detach() if x.requires_grad else x).numpy()
-            if not states:
-                hxn = zeros
-            elif is_lstm:
-                h, c = states
-                hxn = ((h.detach() if h.requires_grad else h).numpy(),
-                       (c.detach() if c.requires_grad else c).numpy())
-            else:
-                h = states[0]
-                hxn = ((h.detach() if h.requires_grad else h).numpy(),)
-            if unbatched:
-                xn = xn.reshape(1, -1)
-                hxn = tuple(a.reshape(1, -1) for a in hxn)
-            res = _cell_call(packed, xn, hxn if is_lstm else hxn[0])
-            out = ((_from_numpy(res[0]), _from_numpy(res[1])) if is_lstm
-                   else (_from_numpy(res),))
-        if unbatched:
-            out = tuple(t.reshape(shape) for t in out)
-        return out if is_lstm else out[0]
-
-    def _fr_forward(self, input, hx):  # noqa: A002
-        """The checked call: every worded error; leaves a plan for the next call."""
-        owner = type(self).__name__
-        cell = self._fr_kind
-        if cell == "rnn":
-            if self.nonlinearity not in ("tanh", "relu"):
-                raise ValueError(f"{owner}: nonlinearity: expected 'tanh' or 'relu', got "
-                                 f"{self.nonlinearity!r}")
-            cell = "rnn_" + self.nonlinearity
-        is_lstm = cell == "lstm"
-        names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else [])
-        params = [getattr(self, n) for n in names]
-        dtype = self._fr_check_params(params)
-        _check_tensor(input, "input", dtype, owner)
-        if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
-            raise ValueError(f"{owner}: input: expected shape (B, {self.input_size}) or "
-                             f"({self.input_size},), got {tuple(input.shape)}")
-        unbatched = input.dim() == 1
-        x = (input.unsqueeze(0) if unbatched else input).contiguous()
-        B, H = x.shape[0], self.hidden_size
-        shape = (H,) if unbatched else (B, H)
-        h0 = c0 = None  # None: zeros
-        if hx is not None:
-            states = []
-            for t, arg in split_state(hx, "hx", is_lstm, single="a tensor", owner=owner):
-                _check_tensor(t, arg, dtype, owner)
-                if tuple(t.shape) != shape:
-                    raise ValueError(f"{owner}: {arg}: expected shape {shape}, got "
-                                     f"{tuple(t.shape)}")
-                states.append((t.unsqueeze(0) if unbatched else t).contiguous())
-            h0, c0 = states[0], (states[1] if is_lstm else None)
-        if B == 0:  # an empty batch: torch.nn's empty states, zero gradients
-            out = _empty([x, h0, c0], params, dtype, [shape] * (2 if is_lstm else 1))
-            return tuple(out) if is_lstm else out[0]
-        packed = self._fr_packed(0, names, params, cell)
-        grad = torch.is_grad_enabled() and (
-            x.requires_grad or (h0 is not None and h0.requires_grad)
-            or (c0 is not None and c0.requires_grad) or any(p.requires_grad for p in params))
-        run = _Run(packed, PADDED, False, is_lstm, owner, [_role(n) for n in names],
-                   cell=True)
-        if cacheable(params) and packed.one_step:
-            npdt = np.float32 if dtype == torch.float32 else np.float64
-            zeros = (np.zeros((B, H), npdt),) * (2 if is_lstm else 1)
-            hx_shapes = None if hx is None else (shape, shape) if is_lstm else (shape,)
-            self.__dict__["_fr_plan"] = Plan(self, params, dtype, tuple(input.shape), hx_shapes,
-                                             self.__dict__.get("nonlinearity"),
-                                             (packed, run, unbatched, shape, zeros))
-        if grad:
-            out = _Kernel.apply(run, x, h0, c0, *params)
-        else:
-            npdt = np.float32 if dtype == torch.float32 else np.float64
-            h0n = np.zeros((B, H), npdt) if h0 is None else _np(h0)
-            c0n = None if not is_lstm else np.zeros((B, H), npdt) if c0 is None else _np(c0)
-            h1, c1 = step(packed, _np(x), h0n, c0n)
-            out = (torch.from_numpy(h1),) + ((torch.from_numpy(c1),) if is_lstm else ())
-        if unbatched:
-            out = tuple(t.reshape(shape) for t in out)
-        return out if is_lstm else out[0]
 
 
 class LSTM(_LayerMixin, nn.LSTM):
