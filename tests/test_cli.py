@@ -40,7 +40,7 @@ def test_demo_loss_decreases():
     assert losses[-1] < losses[0], r.stdout
 
 
-# The default (narrow) table: two kinds, a sequence row in both modes and the cell row.
+# The default (narrow) table: two kinds, a sequence row and the cell row in both modes.
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("small") / "bench.json"
@@ -56,8 +56,8 @@ def test_bench_small_subset_writes_checked_json(small_run):
     assert doc["thread_counts"] == [1]  # the default
     assert doc["fma_peak_gflops"] > 0
     rows = doc["results"]
-    # 2 kinds x (S4 in both modes + the cell row in inference)
-    assert len(rows) == 2 * 3, [(x.get("kind"), x.get("row"), x.get("mode")) for x in rows]
+    # 2 kinds x (S4 and the cell row, each in both modes)
+    assert len(rows) == 2 * 4, [(x.get("kind"), x.get("row"), x.get("mode")) for x in rows]
     for row in rows:
         ours, refr = row["peers"]["ours"], row["peers"]["reference"]
         assert ours["runs"] >= 1 and ours["median_s"] > 0
@@ -69,7 +69,7 @@ def test_bench_small_subset_writes_checked_json(small_run):
             assert row["peers"]["dropin"]["rel_error_vs_ours"] < 1e-4, row
             assert row["peers"]["dropin"]["rel_error"] < 1e-4, row
     checked = [line for line in r.stdout.splitlines() if re.search(r"\sok \d", line)]
-    assert len(checked) == 6 and not any("!" in line for line in checked), r.stdout
+    assert len(checked) == 8 and not any("!" in line for line in checked), r.stdout
 
 
 # One small run shared by the tests below: three kinds (each its own ONNX operator and
@@ -216,8 +216,9 @@ def test_bench_dropin_check_catches_a_wrong_weight(frt, torch, mode):
 def test_bench_without_torch_shows_the_dropin_as_missing(tmp_path):
     """torch not importable: no torch and no drop-in peer, a note and — columns."""
     out = tmp_path / "bench.json"
-    r = run_cli("bench", "--quick", "--kinds", "rnn", "--rows", "cell", "--min-runs", "1",
-                "--max-runs", "1", "--budget", "0.01", "--json", str(out), "--wide",
+    r = run_cli("bench", "--quick", "--kinds", "rnn", "--rows", "cell", "--modes", "inference",
+                "--min-runs", "1", "--max-runs", "1", "--budget", "0.01", "--json", str(out),
+                "--wide",
                 pre="import sys; sys.modules['torch'] = None", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "not installed: drop (fusedrnn.torch" in r.stdout, r.stdout
@@ -335,7 +336,7 @@ def test_bench_default_table_fits_120_columns(small_run):
     lines = r.stdout.splitlines()
     headers = [line for line in lines if line.startswith("kind ")]
     rows = [line for line in lines if re.search(r"\sok \d", line)]
-    assert len(headers) == 2 and len(rows) == len(doc["results"]) == 6, r.stdout
+    assert len(headers) == 2 and len(rows) == len(doc["results"]) == 8, r.stdout
     for line in headers + rows:
         assert len(line) <= 120, (len(line), line)
     for h in headers:  # ours, GFLOP/s, %peak, spread, one "x" column per peer, check
@@ -351,8 +352,8 @@ def test_bench_default_table_fits_120_columns(small_run):
 def test_bench_prints_progress_with_eta(small_run):
     r, _ = small_run
     progress = [line for line in r.stderr.splitlines() if line.startswith("[")]
-    assert [p.split("]")[0] for p in progress] == [f"[{k}/6" for k in range(1, 7)], r.stderr
-    assert progress[0].startswith("[1/6] gru S4 inference (1 thread) ... eta "), progress
+    assert [p.split("]")[0] for p in progress] == [f"[{k}/8" for k in range(1, 9)], r.stderr
+    assert progress[0].startswith("[1/8] gru S4 inference (1 thread) ... eta "), progress
     assert all(re.search(r" eta (\d+s|\d+m\d\ds|\d+h\d\dm)$", p) for p in progress), progress
 
 

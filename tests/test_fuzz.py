@@ -189,7 +189,7 @@ def from_tm(a, layout):
 
 
 LAYER_CORRUPTIONS = [None] * 6 + [
-    "x_dtype", "x_ndim", "x_input_size", "x_T0", "x_B0", "x_type",
+    "x_dtype", "x_ndim", "x_input_size", "x_T0", "x_type",
     "hx_shape", "hx_dtype", "hx_type", "hx_none_part",
     "lengths_zero", "lengths_gt_T", "lengths_negative", "lengths_shape", "lengths_float",
     "lengths_unbatched",
@@ -274,9 +274,6 @@ def test_fuzz_layer(data):
         x, fwd_bad = np.zeros(caller((T, B, d(st.sampled_from([0, I + 1, I + 3])))), dtype), "x"
     elif corrupt == "x_T0":
         x, fwd_bad = np.zeros(caller((0, B, I)), dtype), "x"
-    elif corrupt == "x_B0" and not unbatched:
-        x, fwd_bad = np.zeros(caller((T, 0, I)), dtype), "x"
-        lengths = None
     elif corrupt == "x_type":
         x, fwd_bad = d(st.sampled_from([None, "abc", [[1.0], [1.0, 2.0]], {"a": 1}])), "x"
     elif corrupt == "hx_shape":
@@ -425,7 +422,7 @@ def make_cell(kind, I, H, bias, dtype, seed=0):
 
 
 CELL_CORRUPTIONS = [None] * 4 + [
-    "x_dtype", "x_shape", "x_B0", "x_type", "hx_shape", "hx_dtype", "hx_type",
+    "x_dtype", "x_shape", "x_type", "hx_shape", "hx_dtype", "hx_type",
     "hx_none_part", "dstate_shape", "dstate_dtype", "tape_other", "tape_type",
 ]
 
@@ -467,8 +464,6 @@ def test_fuzz_cell(data):
         x = np.zeros(d(st.sampled_from([(B, I + 1), (I + 2,), (1, B, I), (B, 0)]
                                        + [()])), dtype)
         fwd_bad = "x"
-    elif corrupt == "x_B0":
-        x, hx, fwd_bad = np.zeros((0, I), dtype), None, "x"
     elif corrupt == "x_type":
         x, fwd_bad = d(st.sampled_from([None, "abc", [[1.0], []]])), "x"
     elif corrupt == "hx_shape":

@@ -29,7 +29,7 @@ def spy(frt, monkeypatch):
     calls = {"forward": [], "backward": [], "pack": []}
 
     def wrap(name):
-        mod = frt._modules if name == "pack" else fusedrnn._stack
+        mod = frt._fused if name == "pack" else fusedrnn._stack
         real = getattr(mod, name)
 
         def f(*args, **kw):

@@ -198,6 +198,15 @@ class _Module:
             raise ValueError("tape: it was made by a different module's forward; pass the tape "
                              "of this module's own forward call")
 
+    def _zero_grads(self, k, xd, Hr):
+        """sequence_backward's dict for an empty batch (B = 0), which runs no kernel:
+        every gradient zero, as torch.nn's (xd: the direction's input, (T, 0, F))."""
+        g = {"dx": np.zeros_like(xd), "dh0": np.zeros((0, Hr), self.dtype),
+             "dc0": np.zeros((0, self.hidden_size), self.dtype)}
+        for role, name in self._groups[k].items():
+            g[role] = np.zeros(self._shapes[name], self.dtype)
+        return g
+
     def _grads_out(self, group, g, out):
         for role, name in group.items():
             out[name] = g[role]

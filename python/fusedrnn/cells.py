@@ -77,9 +77,7 @@ class _CellBase(_Module):
         if xa.shape[-1] != self.input_size:
             raise ValueError(f"x: expected input_size {self.input_size} on the last axis, got "
                              f"shape {xa.shape}")
-        B = 1 if xa.ndim == 1 else xa.shape[0]
-        if B == 0:
-            raise ValueError(f"x: expected at least one row, got shape {xa.shape}")
+        B = 1 if xa.ndim == 1 else xa.shape[0]  # B = 0 (an empty batch): as torch.nn
         xk = xa.reshape(1, B, self.input_size)
         if train and np.may_share_memory(xk, _to_numpy(x)):
             xk = xk.copy()
@@ -94,6 +92,14 @@ class _CellBase(_Module):
             h0 = h0.reshape(B, H)
             c0 = None if c0 is None else c0.reshape(B, H)
         packed = self._weights()[0]
+        if B == 0:  # no kernel call: empty states (ws None on the tape: zero gradients)
+            h_n = np.zeros((0, H), self.dtype)
+            tape = None
+            if train:
+                tape = Tape(self, [(packed, xk, None)], None, xa.shape, state_shape, shapes,
+                            "cell")
+            return self._state_out(h_n, h_n.copy() if self._is_lstm else None,
+                                   state_shape), tape
         if not train and packed.one_step:
             h_n, c_n = step(packed, np.ascontiguousarray(xk[0]), h0, c0)
             return self._state_out(h_n, c_n, state_shape), None
@@ -118,8 +124,10 @@ class _CellBase(_Module):
             dstate, "dstate", ("dh_n", "dc_n"), tape._state_shapes, optional=True)
         dh = None if dh is None else dh.reshape(B, H)
         dc = None if dc is None else dc.reshape(B, H)
-        dy = np.zeros((1, B, H), self.dtype)
-        g = sequence_backward(packed, xk, ws, dy, dh, dc)
+        if ws is None:  # an empty batch
+            g = self._zero_grads(0, xk, H)
+        else:
+            g = sequence_backward(packed, xk, ws, np.zeros((1, B, H), self.dtype), dh, dc)
         dx = g["dx"].reshape(tape._x_shape)
         return (dx, self._state_out(g["dh0"], g.get("dc0"), tape._y_shape),
                 self._grads_out(self._groups[0], g, {}))

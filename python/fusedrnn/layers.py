@@ -108,15 +108,14 @@ class _RNNBase(_Module):
         layout = "unbatched" if unbatched else ("batch_first" if self.batch_first else "seq")
         xk = self._from_layout(xa, layout)
         T, B = xk.shape[0], xk.shape[1]
-        if T == 0 or B == 0:
-            raise ValueError(f"x: expected at least one time step and one sequence, got shape "
-                             f"{xa.shape}")
+        if T == 0:  # (an empty batch, B = 0, is accepted, as torch.nn does)
+            raise ValueError(f"x: expected at least one time step, got shape {xa.shape}")
         if lengths is not None:
             if unbatched:
                 raise ValueError("lengths: not supported for an unbatched (2-D) x; add a batch "
                                  "axis")
             lengths = check_lengths(lengths, T, B)
-            if lengths.min() == T:
+            if B == 0 or lengths.min() == T:
                 lengths = None  # every sequence is full: the padded path, same numbers
         LD = self.num_layers * self._D
         lead = (LD,) if unbatched else (LD, B)
@@ -168,6 +167,7 @@ class _RNNBase(_Module):
         """
         xk, h0, c0, plan, shapes, layout, x_shape = self._prepare(x, hx, lengths, train)
         D, Hr = self._D, self._h_out
+        B = plan.B
         runs = [Direction(w, plan.rows, k % D == 1) for k, w in enumerate(self._weights())]
         inp = plan.pack(xk)
         if train and np.may_share_memory(inp, _to_numpy(x)):
@@ -177,6 +177,10 @@ class _RNNBase(_Module):
         saved, masks, packed_masks = [], [], []
 
         def direction(k, layer_in):
+            if B == 0:  # an empty batch: no kernel call, empty outputs (ws None on the tape)
+                if train:
+                    saved.append((runs[k], layer_in, None))
+                return np.zeros(layer_in.shape[:-1] + (Hr,), self.dtype)
             y, hk, ck, xd, ws = runs[k].forward(
                 layer_in, plan.sort(h0[k]), None if c0 is None else plan.sort(c0[k]), train)
             h_n[k] = plan.unsort(hk)
@@ -247,9 +251,12 @@ class _RNNBase(_Module):
             for d in range(D):
                 k = layer * D + d
                 run, xd, ws = tape._runs[k]
-                g = run.backward(xd, ws, d_out[..., d * Hr:(d + 1) * Hr],
-                                 None if dh is None else plan.sort(dh[k]),
-                                 None if dc is None else plan.sort(dc[k]))
+                if ws is None:  # an empty batch: zero gradients, as torch.nn
+                    g = self._zero_grads(k, xd, Hr)
+                else:
+                    g = run.backward(xd, ws, d_out[..., d * Hr:(d + 1) * Hr],
+                                     None if dh is None else plan.sort(dh[k]),
+                                     None if dc is None else plan.sort(dc[k]))
                 d_inp = g["dx"] if d_inp is None else d_inp + g["dx"]
                 dh0[k] = plan.unsort(g["dh0"])
                 if dc0 is not None:

@@ -52,8 +52,9 @@ class Case:
 
     Weights come from a seeded fusedrnn layer (torch's initialisation), x and dy are
     standard normal.  Sequence rows start from zero states (each peer's default); the
-    cell row is called with a random state, ``cell(x, state)``, so that W_hh counts.
-    Training computes the gradients of sum(y * dy) with respect to x and every parameter.
+    cell rows are called with a random state, ``cell(x, state)``, so that W_hh counts.
+    Training computes the gradients of sum(y * dy) (a cell: sum(h' * dy)) with respect
+    to x and every parameter.
     A ragged row passes its lengths to every peer (see peer_torch and peer_ort for how).
     `threads`: ORT's intra-op threads (default: the last set_threads, else ORT's default).
     """
@@ -142,7 +143,12 @@ class Case:
     def _ours(self) -> dict:
         m = self.module
         if self.shape.is_cell:
-            return self.named_state(m(self.x, self.hx(self.states0)))
+            if self.mode == "inference":
+                return self.named_state(m(self.x, self.hx(self.states0)))
+            state, tape = m.forward(self.x, self.hx(self.states0), train=True)
+            # the loss: sum(h' * dy)
+            dx, _, grads = m.backward(tape, (self.dy, None) if self.kind.has_c else self.dy)
+            return {**self.named_state(state), "dx": dx, **self.grads(grads.items())}
         if self.mode == "inference":
             y, state = m(self.x, lengths=self.lengths)
             return {"y": y, **self.named_state(state)}
@@ -153,8 +159,12 @@ class Case:
     # -- reference --------------------------------------------------------------------
     def _reference(self) -> dict:
         k, w, s = self.kind, self.weights, self.shape
-        if s.is_cell:
+        if s.is_cell and self.mode == "inference":
             return self.named_state(k.ref_cell(self.x, *self.states0, **w))
+        if s.is_cell:  # one step of the sequence reference: y = h'
+            _, *state, cache = k.ref_forward(self.x[None], *self.states0, **w)
+            g = k.ref_backward(cache, self.dy[None])
+            return {**self.named_state(state), "dx": g["dx"][0], **{n: g[n] for n in w}}
         if s.is_plain:
             y, *state, cache = k.ref_forward(self.x, *self.states0, **w)
         else:

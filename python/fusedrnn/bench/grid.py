@@ -36,8 +36,8 @@ class Shape:
 
     @property
     def is_cell(self) -> bool:
-        """One-step latency row: timed through the *Cell classes, per call."""
-        return self.name == "cell"
+        """One-step latency row (cell, cell256): timed through the *Cell classes, per call."""
+        return self.name.startswith("cell")
 
     @property
     def D(self) -> int:  # noqa: N802 -- torch's name: 2 directions if bidirectional
@@ -87,6 +87,7 @@ ROWS = (
     Shape("S3", 50, 64, 1024, 1024),  # throughput
     Shape("S4", 200, 32, 128, 128),  # small hidden
     Shape("cell", 1, 1, 128, 128),  # one-step latency, per call
+    Shape("cell256", 1, 1, 256, 256),  # the same at H = 256 (a generation loop's cell)
     Shape("L2bi", 100, 16, 256, 256, num_layers=2, bidirectional=True, kinds=("lstm",)),
     Shape("len", 200, 32, 256, 256, ragged=True, kinds=("lstm",)),  # lengths 20..200
 )
@@ -145,9 +146,8 @@ def shapes(rows=None, quick=False):
 def grid(kinds=None, rows=None, modes=None, quick=False):
     """The (kind, shape, mode) triples to run, in table order.
 
-    kinds / rows / modes: iterables of names (None: all; rows see `shapes`).  The cell
-    row is timed in inference mode only; a row with `kinds` (L2bi, len: LSTM) is run
-    for those kinds only.
+    kinds / rows / modes: iterables of names (None: all; rows see `shapes`).  A row with
+    `kinds` (L2bi, len: LSTM) is run for those kinds only.
     """
     out = []
     for k in kinds or KINDS:
@@ -155,8 +155,7 @@ def grid(kinds=None, rows=None, modes=None, quick=False):
             if s.kinds and k not in s.kinds:
                 continue
             for m in modes or MODES:
-                if not (s.is_cell and m == "training"):
-                    out.append((KINDS[k], s, m))
+                out.append((KINDS[k], s, m))
     return out
 
 
@@ -174,7 +173,7 @@ def applies(peer: str, shape: Shape, mode: str) -> bool:
 def flops(kind: Kind, shape: Shape, mode: str) -> int:
     """Forward FLOPs 2*T*B*G*H*(I+H) (the matrix products) per layer and direction, with
     I = D*H for the layers after the first, and the sum of the lengths in place of T*B
-    in a ragged row (the valid steps only); training counts 3x."""
+    in a ragged row (the valid steps only); training counts 3x (a cell's step too)."""
     f = 0
     for layer in range(shape.num_layers):
         i = shape.I if layer == 0 else shape.D * shape.H

@@ -89,9 +89,16 @@ class TorchPeers:
         torch.inference_mode; training = forward and backward of sum(y * dy) from a fresh
         leaf x, the gradients read from x.grad and each Parameter's .grad."""
         case, torch = self.case, self.t
-        if case.shape.is_cell:
+        if case.shape.is_cell and case.mode == "inference":
             with torch.inference_mode():
                 return case.named_state(m(self.x, case.hx(self.states)))
+        if case.shape.is_cell:  # training: sum(h' * dy)
+            m.zero_grad(set_to_none=True)
+            x = torch.from_numpy(case.x).requires_grad_()
+            out = m(x, case.hx(self.states))
+            ((out[0] if case.kind.has_c else out) * self.dy).sum().backward()
+            return {**case.named_state(out), "dx": as_numpy(x.grad),
+                    **case.grads((n, p.grad) for n, p in m.named_parameters())}
         if case.mode == "inference":
             with torch.inference_mode():
                 y, state = self._run(self.x, m)

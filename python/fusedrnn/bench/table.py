@@ -25,7 +25,7 @@ def set_ascii(ascii_only: bool) -> None:
 
 # (title, width, value) of each column: {u} is the time unit (ms for sequences, µs for
 # cells); value names a function of _Line below.
-_FIRST = (("kind", 4, "kind"), ("row", 4, "row"), ("mode", 9, "mode"),
+_FIRST = (("kind", 4, "kind"), ("row", 7, "row"), ("mode", 9, "mode"),
           ("ours {u}", 9, "ours"), ("GFLOP/s", 7, "gflops"), ("%peak", 5, "peak"),
           ("spread", 6, "spread"))
 #: The default table: one "x faster" column per peer, and check.

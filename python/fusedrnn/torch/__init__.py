@@ -38,6 +38,7 @@ from ._modules import (  # noqa: E402
     from_torch,
     replace_rnns,
 )
+from ._plan import weight_cache  # noqa: E402
 
 __all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "replace_rnns",
-           "from_torch"]
+           "from_torch", "weight_cache"]

@@ -70,13 +70,15 @@ class _Run(Direction):
     the layer-direction (packed weights, rows: padded or PackedSequence batch sizes,
     reverse or not) plus whether it is an LSTM, the module's name for messages, the
     weights' roles in _Kernel's inputs, and ``cell``: a single step of a cell, whose x
-    is (B, I) and which returns only the states."""
+    is (B, I) and which returns only the states; ``lead``: the states come out as
+    (1, B, F), a layer's h_n when it has one layer-direction (no view op for autograd)."""
 
-    __slots__ = ("is_lstm", "owner", "roles", "cell")
+    __slots__ = ("is_lstm", "owner", "roles", "cell", "lead")
 
-    def __init__(self, packed, rows, reverse, is_lstm, owner, roles, cell=False):
+    def __init__(self, packed, rows, reverse, is_lstm, owner, roles, cell=False, lead=False):
         self.packed, self.rows, self.reverse = packed, rows, reverse
         self.is_lstm, self.owner, self.roles, self.cell = is_lstm, owner, roles, cell
+        self.lead = lead
 
     def forward_tensors(self, x, h0, c0, train):
         """Direction.forward on tensors: (outputs as tensors (y, h_n[, c_n]), for a cell
@@ -84,9 +86,19 @@ class _Run(Direction):
         xn = _np(x)
         if self.cell:
             xn = xn.reshape((1,) + xn.shape)
-        y, h_n, c_n, xd, ws = self.forward(xn, _np(h0), None if c0 is None else _np(c0),
-                                           train)
+        if h0 is None:  # zeros (then c0 is None too): made here, no tensors needed
+            bs = self.rows.batch_sizes
+            B = xn.shape[1] if bs is None else int(bs[0])
+            H = self.packed.hidden_size
+            h0n = np.zeros((B, self.packed.proj_size or H), xn.dtype)
+            c0n = np.zeros((B, H), xn.dtype) if self.is_lstm else None
+        else:
+            h0n, c0n = _np(h0), None if c0 is None else _np(c0)
+        y, h_n, c_n, xd, ws = self.forward(xn, h0n, c0n, train)
         outs = [] if self.cell else [torch.from_numpy(y)]
+        if self.lead:
+            h_n = h_n[None]
+            c_n = None if c_n is None else c_n[None]
         outs.append(torch.from_numpy(h_n))
         if self.is_lstm:
             outs.append(torch.from_numpy(c_n))
@@ -95,7 +107,8 @@ class _Run(Direction):
 
 class _Kernel(torch.autograd.Function):
     """One layer-direction (or one cell step) with gradients: the fused kernels' forward
-    and backward.  Inputs: (run, x, h0, c0 or None, *weights in run.roles order);
+    and backward.  Inputs: (run, x, h0 or None (zeros, and c0 None too), c0 or None,
+    *weights in run.roles order);
     outputs: (y, h_n[, c_n]), for a cell (h'[, c'])."""
 
     @staticmethod
@@ -126,6 +139,9 @@ class _Kernel(torch.autograd.Function):
         dy = np.zeros(ctx.y_shape, xd.dtype) if dy is None else _np(dy)
         dh = None if rest[0] is None else _np(rest[0])
         dc = None if (not run.is_lstm or rest[1] is None) else _np(rest[1])
+        if run.lead:  # (1, B, F) -> (B, F)
+            dh = None if dh is None else dh[0]
+            dc = None if dc is None else dc[0]
         need = ctx.needs_input_grad
         # An input that needs no gradient (a first layer's data): dx's product skipped.
         g = run.backward(xd, ctx.ws, dy, dh, dc, need_dx=need[1])

@@ -7,7 +7,9 @@ one kernel call per layer and direction (never one per step): through
 straight to the kernels (``_kernel.py``: tensors as arrays, no copies of contiguous
 CPU tensors).  The layer x direction loop, the state parsing and the reverse
 direction's rows are the NumPy layers' own (``fusedrnn._stack``); every kernel call
-goes through ``fusedrnn.functional``.
+goes through ``fusedrnn.functional``.  Here: the layers' forward and the classes;
+``_cell.py``: the cells' forward; ``_fused.py``: what both share; ``_plan.py``: the
+call plans that let a repeat call skip the checks.
 
 Weights are packed for the kernels once per version: the cache is keyed by each
 parameter's storage address and autograd version counter, which every in-place change
@@ -26,8 +28,12 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from .._stack import PADDED, Rows, run_layers, split_state
-from ..functional import pack, step
-from ._kernel import _FLOATS, _check_tensor, _Kernel, _np, _role, _Run
+from ._cell import _CellMixin
+from ._fused import _empty, _Fused
+from ._kernel import _check_tensor, _Kernel, _np, _role, _Run
+from ._plan import Plan, cacheable
+
+_is_grad_enabled = torch.is_grad_enabled
 
 __all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "replace_rnns",
            "from_torch"]
@@ -40,76 +46,6 @@ def _cat_arrays(outs):
     return np.concatenate(outs, -1)
 
 
-class _Fused:
-    """What layers and cells share: parameter checks and the packed-weight cache."""
-
-    _fr_one_step = False
-
-    def _fr_check_params(self, params):
-        owner = type(self).__name__
-        dtype = params[0].dtype
-        for p in params:
-            if p.device.type != "cpu":
-                raise TypeError(
-                    f"{owner}: the parameters are on {p.device}; fusedrnn's kernels run on "
-                    f"the CPU only.  Use torch.nn.{owner} on {p.device.type} (fusedrnn.torch "
-                    "does not fall back to torch silently)."
-                )
-            if p.dtype not in _FLOATS or p.dtype != dtype:
-                raise TypeError(
-                    f"{owner}: the parameters are {p.dtype}; fusedrnn's kernels run "
-                    "torch.float32 and torch.float64 only (all parameters of one dtype).  "
-                    f"Convert with .float() or .double(), or use torch.nn.{owner}."
-                )
-        return dtype
-
-    def _fr_packed(self, k, names, params, cell):
-        """Layer-direction k's weights (params, named names) packed for the kernels,
-        cached per version."""
-
-        def packed_now():
-            a = {_role(n): _np(p) for n, p in zip(names, params)}
-            return pack(cell, a["weight_ih"], a["weight_hh"], a.get("bias_ih"),
-                        a.get("bias_hh"), weight_hr=a.get("weight_hr"),
-                        one_step=self._fr_one_step)
-
-        if not all(isinstance(p, nn.Parameter) and not p.is_inference() for p in params):
-            # Pack for this call only when the weights are not the module's own parameters
-            # (torch.func.functional_call's or a parametrization's tensors: gradcheck
-            # perturbs those in place without advancing their version counter), or were
-            # made under torch.inference_mode() (no version counter at all).
-            return packed_now()
-        key = tuple((p.data_ptr(), p._version) for p in params)
-        cache = self.__dict__.get("_fr_cache")
-        if cache is None:
-            cache = self.__dict__["_fr_cache"] = {}
-        entry = cache.get(k)
-        if entry is not None and entry[0] == key:
-            return entry[2]
-        packed = packed_now()
-        # The detached tensors keep the packed storages alive, so no other tensor can be
-        # given their addresses while the entry exists (the key stays unambiguous).
-        cache[k] = (key, [p.detach() for p in params], packed)
-        return packed
-
-    def flatten_parameters(self):
-        """Also drops fusedrnn's packed weights (repacked at the next forward).  Needed
-        only after writes that bypass autograd's version counter, like ``p.data.copy_``."""
-        parent = getattr(super(), "flatten_parameters", None)
-        if parent is not None:  # the layers' (a no-op on the CPU); cells have none
-            parent()
-        self.__dict__["_fr_cache"] = None
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_fr_cache", None)  # packed kernels' copies: rebuilt after unpickling
-        return state
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        self.__dict__["_fr_cache"] = None
-
-
 class _LayerMixin(_Fused):
     def _fr_cell(self):
         cells = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu"}
@@ -118,6 +54,25 @@ class _LayerMixin(_Fused):
         return cells[self.mode]
 
     def forward(self, input, hx=None):  # noqa: A002 -- torch.nn's argument name
+        plan = self.__dict__.get("_fr_plan")
+        if plan is not None:
+            states = plan.states(self, input, hx, (self.mode, self.batch_first))
+            if states is not None:
+                unbatched, batch_first, runs, is_lstm, h_shape, c_shape = plan.data
+                if unbatched:
+                    x = input.unsqueeze(1)
+                    states = tuple(t.unsqueeze(1) for t in states)
+                else:
+                    x = input.transpose(0, 1).contiguous() if batch_first else input
+                output, h_n, c_n = self._fr_run(
+                    runs, x, states[0] if states else None,
+                    states[1] if len(states) == 2 else None, plan.params, plan.dtype,
+                    is_lstm, h_shape, c_shape)
+                return self._fr_output(input, output, h_n, c_n, is_lstm, unbatched)
+        return self._fr_forward(input, hx)
+
+    def _fr_forward(self, input, hx):  # noqa: A002
+        """The checked call: every worded error; leaves a plan for the next call."""
         owner = type(self).__name__
         cell = self._fr_cell()
         is_lstm = cell == "lstm"
@@ -131,26 +86,52 @@ class _LayerMixin(_Fused):
         h_shape, c_shape = (L * D, B, Hr), (L * D, B, H)
         h0, c0 = self._fr_states(hx, owner, dtype, is_lstm, unbatched, h_shape, c_shape,
                                  sorted_idx)
-        grad = torch.is_grad_enabled() and (
-            x.requires_grad or (h0 is not None and h0.requires_grad)
-            or (c0 is not None and c0.requires_grad) or any(p.requires_grad for p in params))
+        if B == 0:
+            D_out = D * Hr
+            outs = _empty([x, h0, c0], params, dtype,
+                          [(x.shape[0], 0, D_out), h_shape] + ([c_shape] if is_lstm else []))
+            output, h_n, c_n = outs[0], outs[1], (outs[2] if is_lstm else None)
+            return self._fr_output(input, output, h_n, c_n, is_lstm, unbatched)
         rows = PADDED if bs is None else Rows(bs)
         runs, i = [], 0
         for k, names in enumerate(self._all_weights):
             ps = params[i:i + len(names)]
             i += len(names)
-            runs.append((_Run(self._fr_packed(k, names, ps, cell), rows, k % D == 1,
-                              is_lstm, owner, [_role(n) for n in names]), ps))
+            runs.append(_Run(self._fr_packed(k, names, ps, cell), rows, k % D == 1,
+                             is_lstm, owner, [_role(n) for n in names],
+                             lead=len(self._all_weights) == 1))
+        if bs is None and cacheable(params):
+            if hx is None:
+                hx_shapes = None
+            else:
+                hs = [(s[0], s[2]) if unbatched else s for s in (h_shape, c_shape)]
+                hx_shapes = tuple(hs) if is_lstm else (hs[0],)
+            self.__dict__["_fr_plan"] = Plan(
+                self, params, dtype, tuple(input.shape), hx_shapes, (self.mode, self.batch_first),
+                (unbatched, self.batch_first, runs, is_lstm, h_shape, c_shape))
+        output, h_n, c_n = self._fr_run(runs, x, h0, c0, params, dtype, is_lstm, h_shape,
+                                        c_shape)
+        return self._fr_output(input, output, h_n, c_n, is_lstm, unbatched)
+
+    def _fr_run(self, runs, x, h0, c0, params, dtype, is_lstm, h_shape, c_shape):
+        """The layer x direction loop on checked tensors: (output, h_n, c_n or None).
+        x (T, B, I) or packed rows, h0 / c0 (L*D, B, F) contiguous or None (zeros)."""
+        D = 2 if self.bidirectional else 1
+        L = self.num_layers
+        grad = _is_grad_enabled() and (
+            x.requires_grad or (h0 is not None and h0.requires_grad)
+            or (c0 is not None and c0.requires_grad) or any(p.requires_grad for p in params))
         drop = self.dropout if self.training else 0.0
         hs, cs = [], []
         if grad:  # autograd: one _Kernel per layer-direction, torch ops between them
-            if h0 is None:
-                h0 = torch.zeros(h_shape, dtype=dtype)
-                c0 = torch.zeros(c_shape, dtype=dtype) if is_lstm else None
+            groups, i = [], 0
+            for names in self._all_weights:
+                groups.append(params[i:i + len(names)])
+                i += len(names)
 
             def direction(k, layer_in):
-                run, ps = runs[k]
-                out = _Kernel.apply(run, layer_in, h0[k], c0[k] if is_lstm else None, *ps)
+                out = _Kernel.apply(runs[k], layer_in, None if h0 is None else h0[k],
+                                    None if c0 is None else c0[k], *groups[k])
                 hs.append(out[1])
                 if is_lstm:
                     cs.append(out[2])
@@ -158,17 +139,17 @@ class _LayerMixin(_Fused):
 
             output = run_layers(L, D, x, direction, _cat_tensors,
                                 (lambda t: F.dropout(t, drop, True)) if drop else None)
-            # One layer-direction: its state as it came from the kernels (no copy).
-            h_n = hs[0].unsqueeze(0) if len(hs) == 1 else torch.stack(hs)
-            c_n = (None if not is_lstm else
-                   cs[0].unsqueeze(0) if len(cs) == 1 else torch.stack(cs))
+            # One layer-direction: its state as it came from the kernels, (1, B, F) (no
+            # copy, no view op).
+            h_n = hs[0] if len(hs) == 1 else torch.stack(hs)
+            c_n = None if not is_lstm else cs[0] if len(cs) == 1 else torch.stack(cs)
         else:  # inference: NumPy arrays from the input to the outputs, no torch ops between
             npdt = np.float32 if dtype == torch.float32 else np.float64
             h0n = np.zeros(h_shape, npdt) if h0 is None else _np(h0)
             c0n = None if not is_lstm else np.zeros(c_shape, npdt) if c0 is None else _np(c0)
 
             def direction(k, layer_in):
-                y, h, c, _, _ = runs[k][0].forward(
+                y, h, c, _, _ = runs[k].forward(
                     layer_in, h0n[k], None if c0n is None else c0n[k], False)
                 hs.append(h)
                 cs.append(c)
@@ -181,7 +162,7 @@ class _LayerMixin(_Fused):
             h_n = torch.from_numpy(hs[0][None] if len(hs) == 1 else np.stack(hs))
             c_n = (None if not is_lstm else
                    torch.from_numpy(cs[0][None] if len(cs) == 1 else np.stack(cs)))
-        return self._fr_output(input, output, h_n, c_n, is_lstm, unbatched)
+        return output, h_n, c_n
 
     def _fr_input(self, input, owner, dtype):  # noqa: A002
         """(x (T, B, I) or packed rows (N, I), contiguous; PackedSequence batch sizes as
@@ -218,9 +199,9 @@ class _LayerMixin(_Fused):
             x = input.unsqueeze(1)
         else:
             x = input.transpose(0, 1) if self.batch_first else input
-        if x.shape[0] == 0 or x.shape[1] == 0:
-            raise ValueError(f"{owner}: input: expected at least one time step and one "
-                             f"sequence, got shape {tuple(input.shape)}")
+        if x.shape[0] == 0:  # (an empty batch, B = 0, is accepted, as torch.nn does)
+            raise ValueError(f"{owner}: input: expected at least one time step (as torch.nn), "
+                             f"got shape {tuple(input.shape)}")
         return x.contiguous(), None, unbatched, None
 
     def _fr_output(self, input, output, h_n, c_n, is_lstm, unbatched):  # noqa: A002
@@ -258,64 +239,6 @@ class _LayerMixin(_Fused):
                 t = t.index_select(1, sorted_idx)
             out.append(t.contiguous())
         return out[0], (out[1] if is_lstm else None)
-
-
-class _CellMixin(_Fused):
-    _fr_one_step = True
-
-    def forward(self, input, hx=None):  # noqa: A002 -- torch.nn's argument name
-        owner = type(self).__name__
-        cell = self._fr_kind
-        if cell == "rnn":
-            if self.nonlinearity not in ("tanh", "relu"):
-                raise ValueError(f"{owner}: nonlinearity: expected 'tanh' or 'relu', got "
-                                 f"{self.nonlinearity!r}")
-            cell = "rnn_" + self.nonlinearity
-        is_lstm = cell == "lstm"
-        names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else [])
-        params = [getattr(self, n) for n in names]
-        dtype = self._fr_check_params(params)
-        _check_tensor(input, "input", dtype, owner)
-        if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
-            raise ValueError(f"{owner}: input: expected shape (B, {self.input_size}) or "
-                             f"({self.input_size},), got {tuple(input.shape)}")
-        unbatched = input.dim() == 1
-        x = (input.unsqueeze(0) if unbatched else input).contiguous()
-        B, H = x.shape[0], self.hidden_size
-        if B == 0:
-            raise ValueError(f"{owner}: input: expected at least one row, got shape "
-                             f"{tuple(input.shape)}")
-        shape = (H,) if unbatched else (B, H)
-        h0 = c0 = None  # None: zeros
-        if hx is not None:
-            states = []
-            for t, arg in split_state(hx, "hx", is_lstm, single="a tensor", owner=owner):
-                _check_tensor(t, arg, dtype, owner)
-                if tuple(t.shape) != shape:
-                    raise ValueError(f"{owner}: {arg}: expected shape {shape}, got "
-                                     f"{tuple(t.shape)}")
-                states.append((t.unsqueeze(0) if unbatched else t).contiguous())
-            h0, c0 = states[0], (states[1] if is_lstm else None)
-        packed = self._fr_packed(0, names, params, cell)
-        grad = torch.is_grad_enabled() and (
-            x.requires_grad or (h0 is not None and h0.requires_grad)
-            or (c0 is not None and c0.requires_grad) or any(p.requires_grad for p in params))
-        if grad:
-            if h0 is None:
-                h0 = torch.zeros((B, H), dtype=dtype)
-                c0 = torch.zeros((B, H), dtype=dtype) if is_lstm else None
-            run = _Run(packed, PADDED, False, is_lstm, owner, [_role(n) for n in names],
-                       cell=True)
-            out = _Kernel.apply(run, x, h0, c0, *params)
-        else:
-            npdt = np.float32 if dtype == torch.float32 else np.float64
-            h0n = np.zeros((B, H), npdt) if h0 is None else _np(h0)
-            c0n = None if not is_lstm else np.zeros((B, H), npdt) if c0 is None else _np(c0)
-            h1, c1 = step(packed, _np(x), h0n, c0n)
-            out = (torch.from_numpy(h1),) + ((torch.from_numpy(c1),) if is_lstm else ())
-        if unbatched:
-            out = tuple(t.reshape(shape) for t in out)
-        return out if is_lstm else out[0]
 
 
 class LSTM(_LayerMixin, nn.LSTM):
@@ -373,6 +296,7 @@ def from_torch(module: nn.Module) -> nn.Module:
     # their hooks): the new module takes the original's place.
     new.__dict__.update(module.__dict__)
     new.__dict__["_fr_cache"] = None
+    new.__dict__["_fr_plan"] = None
     return new
 
 

@@ -1,0 +1,121 @@
+"""The drop-in cells' forward: the call plan's fast path and the checked path."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .. import _core
+from .._stack import PADDED, split_state
+from ..functional import step
+from ._fused import _empty, _Fused
+from ._kernel import _check_tensor, _Kernel, _np, _role, _Run
+from ._plan import Plan, cacheable
+
+_is_grad_enabled = torch.is_grad_enabled
+_from_numpy = torch.from_numpy
+_cell_call = _core.cell_call
+
+
+class _CellMixin(_Fused):
+    _fr_one_step = True
+
+    def forward(self, input, hx=None):  # noqa: A002 -- torch.nn's argument name
+        plan = self.__dict__.get("_fr_plan")
+        if plan is not None:
+            states = plan.states(self, input, hx, self.__dict__.get("nonlinearity"))
+            if states is not None:
+                return self._fr_fast(plan, input, states)
+        return self._fr_forward(input, hx)
+
+    def _fr_fast(self, plan, x, states):
+        """A call that matches ``plan``: no checks, no packing."""
+        packed, run, unbatched, shape, zeros = plan.data
+        params = plan.params
+        is_lstm = run.is_lstm
+        if _is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)
+                                   or any(t.requires_grad for t in states)):
+            if unbatched:
+                x = x.unsqueeze(0)
+                states = tuple(t.unsqueeze(0) for t in states)
+            out = _Kernel.apply(run, x, states[0] if states else None,
+                                states[1] if len(states) == 2 else None, *params)
+        else:
+            xn = (x.detach() if x.requires_grad else x).numpy()
+            if not states:
+                hxn = zeros
+            elif is_lstm:
+                h, c = states
+                hxn = ((h.detach() if h.requires_grad else h).numpy(),
+                       (c.detach() if c.requires_grad else c).numpy())
+            else:
+                h = states[0]
+                hxn = ((h.detach() if h.requires_grad else h).numpy(),)
+            if unbatched:
+                xn = xn.reshape(1, -1)
+                hxn = tuple(a.reshape(1, -1) for a in hxn)
+            res = _cell_call(packed, xn, hxn if is_lstm else hxn[0])
+            out = ((_from_numpy(res[0]), _from_numpy(res[1])) if is_lstm
+                   else (_from_numpy(res),))
+        if unbatched:
+            out = tuple(t.reshape(shape) for t in out)
+        return out if is_lstm else out[0]
+
+    def _fr_forward(self, input, hx):  # noqa: A002
+        """The checked call: every worded error; leaves a plan for the next call."""
+        owner = type(self).__name__
+        cell = self._fr_kind
+        if cell == "rnn":
+            if self.nonlinearity not in ("tanh", "relu"):
+                raise ValueError(f"{owner}: nonlinearity: expected 'tanh' or 'relu', got "
+                                 f"{self.nonlinearity!r}")
+            cell = "rnn_" + self.nonlinearity
+        is_lstm = cell == "lstm"
+        names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else [])
+        params = [getattr(self, n) for n in names]
+        dtype = self._fr_check_params(params)
+        _check_tensor(input, "input", dtype, owner)
+        if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
+            raise ValueError(f"{owner}: input: expected shape (B, {self.input_size}) or "
+                             f"({self.input_size},), got {tuple(input.shape)}")
+        unbatched = input.dim() == 1
+        x = (input.unsqueeze(0) if unbatched else input).contiguous()
+        B, H = x.shape[0], self.hidden_size
+        shape = (H,) if unbatched else (B, H)
+        h0 = c0 = None  # None: zeros
+        if hx is not None:
+            states = []
+            for t, arg in split_state(hx, "hx", is_lstm, single="a tensor", owner=owner):
+                _check_tensor(t, arg, dtype, owner)
+                if tuple(t.shape) != shape:
+                    raise ValueError(f"{owner}: {arg}: expected shape {shape}, got "
+                                     f"{tuple(t.shape)}")
+                states.append((t.unsqueeze(0) if unbatched else t).contiguous())
+            h0, c0 = states[0], (states[1] if is_lstm else None)
+        if B == 0:  # an empty batch: torch.nn's empty states, zero gradients
+            out = _empty([x, h0, c0], params, dtype, [shape] * (2 if is_lstm else 1))
+            return tuple(out) if is_lstm else out[0]
+        packed = self._fr_packed(0, names, params, cell)
+        grad = torch.is_grad_enabled() and (
+            x.requires_grad or (h0 is not None and h0.requires_grad)
+            or (c0 is not None and c0.requires_grad) or any(p.requires_grad for p in params))
+        run = _Run(packed, PADDED, False, is_lstm, owner, [_role(n) for n in names],
+                   cell=True)
+        if cacheable(params) and packed.one_step:
+            npdt = np.float32 if dtype == torch.float32 else np.float64
+            zeros = (np.zeros((B, H), npdt),) * (2 if is_lstm else 1)
+            hx_shapes = None if hx is None else (shape, shape) if is_lstm else (shape,)
+            self.__dict__["_fr_plan"] = Plan(self, params, dtype, tuple(input.shape), hx_shapes,
+                                             self.__dict__.get("nonlinearity"),
+                                             (packed, run, unbatched, shape, zeros))
+        if grad:
+            out = _Kernel.apply(run, x, h0, c0, *params)
+        else:
+            npdt = np.float32 if dtype == torch.float32 else np.float64
+            h0n = np.zeros((B, H), npdt) if h0 is None else _np(h0)
+            c0n = None if not is_lstm else np.zeros((B, H), npdt) if c0 is None else _np(c0)
+            h1, c1 = step(packed, _np(x), h0n, c0n)
+            out = (torch.from_numpy(h1),) + ((torch.from_numpy(c1),) if is_lstm else ())
+        if unbatched:
+            out = tuple(t.reshape(shape) for t in out)
+        return out if is_lstm else out[0]
