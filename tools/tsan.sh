@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Build fusedrnn._core with ThreadSanitizer and run the tests that exercise the thread
+# team under it: tests/test_threads.py, the concurrency tests of tests/test_robustness.py
+# and the kernels' thread-count tests (bit-identical results for 1, 2, 3 threads).
+#
+#   bash tools/tsan.sh            (python: $PYTHON, else `python` on PATH, else python3)
+#
+# The instrumented module is built in build/tsan (CMake option FUSEDRNN_SANITIZE=thread,
+# -O1) and copied into a temporary copy of python/fusedrnn; the checkout's own _core*.so
+# is never touched.  CPython, NumPy and their libraries are not instrumented: libtsan is
+# preloaded (it must be loaded first) and sees their threads, locks and frees through its
+# interceptors, but checks the memory accesses of our code only.  Any ThreadSanitizer
+# report fails the run (halt_on_error=1 and exitcode=66, and the log is grepped too).
+# Suppressions: tools/tsan.supp, each with its reason; none may name fusedrnn code.
+# On 2 cores: the build about 4 minutes, the tests about 1 minute.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+PY=${PYTHON:-$(command -v python || command -v python3)}
+build=${FUSEDRNN_TSAN_BUILD:-build/tsan}
+
+pybind11_dir=$("$PY" -c "import pybind11; print(pybind11.get_cmake_dir())")
+PATH="$(dirname "$PY"):$PATH"
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+[ -f "$build/CMakeCache.txt" ] && generator=()
+cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
+  -DFUSEDRNN_SANITIZE=thread \
+  -DPython_EXECUTABLE="$PY" -Dpybind11_DIR="$pybind11_dir" >/dev/null
+cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)"
+
+so=$(ls "$build"/_core*.so)
+pkg=$(mktemp -d)
+log=$(mktemp)
+trap 'rm -rf "$pkg" "$log"' EXIT
+cp -r python/fusedrnn "$pkg/fusedrnn"
+rm -f "$pkg"/fusedrnn/_core*.so
+cp "$so" "$pkg/fusedrnn/"
+
+# No suppression may silence our own code: fusedrnn's functions and _core*.so.
+if grep -vE '^\s*(#|$)' tools/tsan.supp | grep -iE 'fusedrnn|_core'; then
+  echo "tsan.sh: tools/tsan.supp must not suppress reports in fusedrnn's own code" >&2
+  exit 1
+fi
+
+CXX=${CXX:-c++}
+tsan=$("$CXX" -print-file-name=libtsan.so)
+[ -e "$tsan" ] || { echo "tsan.sh: $tsan not found" >&2; exit 1; }
+export LD_PRELOAD="$tsan"
+export TSAN_OPTIONS="halt_on_error=1:exitcode=66:second_deadlock_stack=1:report_signal_unsafe=0:suppressions=$root/tools/tsan.supp"
+export PYTHONPATH="$pkg${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONDONTWRITEBYTECODE=1
+# OpenBLAS's own thread pool (NumPy's matmul in the reference) is not ours: one thread.
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+unset FUSEDRNN_REQUIRE_TORCH FUSEDRNN_ISA
+
+"$PY" -c 'import fusedrnn, sys; assert fusedrnn._core.__file__.startswith(sys.argv[1]), fusedrnn._core.__file__' "$pkg"
+"$PY" -c 'import sys, fusedrnn; print("== tsan.sh: ThreadSanitizer, cpu_info", fusedrnn.cpu_info())'
+
+# The thread team with more threads than this machine's 2 CPUs is exercised by the
+# tests themselves (1, 2, 3 threads; concurrent Python callers; fork).
+status=0
+"$PY" -m pytest -q -p no:cacheprovider --capture=sys -x \
+    "$root/tests/test_threads.py" "$root/tests/test_robustness.py" \
+    "$root/tests/test_kernels.py" "$root/tests/test_kernels_rows.py" \
+    -k "(thread or concurrent or fork) and not torch" 2>&1 | tee "$log" || status=$?
+if grep -q "WARNING: ThreadSanitizer" "$log"; then
+  echo "tsan.sh: ThreadSanitizer reported (see above)" >&2
+  status=1
+fi
+[ "$status" = 0 ] && echo "== tsan.sh: no ThreadSanitizer reports, all tests passed"
+exit "$status"
