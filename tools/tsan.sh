@@ -47,24 +47,31 @@ fi
 CXX=${CXX:-c++}
 tsan=$("$CXX" -print-file-name=libtsan.so)
 [ -e "$tsan" ] || { echo "tsan.sh: $tsan not found" >&2; exit 1; }
-export LD_PRELOAD="$tsan"
-export TSAN_OPTIONS="halt_on_error=1:exitcode=66:second_deadlock_stack=1:report_signal_unsafe=0:suppressions=$root/tools/tsan.supp"
+# The runtime goes into the Python processes only (LD_PRELOAD on each command, not
+# exported: shells and tools of this script would crash under it).  die_after_fork=0:
+# test_threads.py forks a process that has threads (NumPy's, ours) and checks that the
+# child gets a working team; TSan's default kills such a child.
+run_tsan() {
+  LD_PRELOAD="$tsan" \
+  TSAN_OPTIONS="halt_on_error=1:exitcode=66:second_deadlock_stack=1:die_after_fork=0:suppressions=$root/tools/tsan.supp" \
+  "$@"
+}
 export PYTHONPATH="$pkg${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONDONTWRITEBYTECODE=1
 # OpenBLAS's own thread pool (NumPy's matmul in the reference) is not ours: one thread.
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 unset FUSEDRNN_REQUIRE_TORCH FUSEDRNN_ISA
 
-"$PY" -c 'import fusedrnn, sys; assert fusedrnn._core.__file__.startswith(sys.argv[1]), fusedrnn._core.__file__' "$pkg"
-"$PY" -c 'import sys, fusedrnn; print("== tsan.sh: ThreadSanitizer, cpu_info", fusedrnn.cpu_info())'
+run_tsan "$PY" -c 'import fusedrnn, sys; assert fusedrnn._core.__file__.startswith(sys.argv[1]), fusedrnn._core.__file__' "$pkg"
+run_tsan "$PY" -c 'import sys, fusedrnn; print("== tsan.sh: ThreadSanitizer, cpu_info", fusedrnn.cpu_info())'
 
 # The thread team with more threads than this machine's 2 CPUs is exercised by the
 # tests themselves (1, 2, 3 threads; concurrent Python callers; fork).
 status=0
-"$PY" -m pytest -q -p no:cacheprovider --capture=sys -x \
+run_tsan "$PY" -m pytest -q -p no:cacheprovider --capture=sys -x \
     "$root/tests/test_threads.py" "$root/tests/test_robustness.py" \
     "$root/tests/test_kernels.py" "$root/tests/test_kernels_rows.py" \
-    -k "(thread or concurrent or fork) and not torch" 2>&1 | tee "$log" || status=$?
+    -k "(thread or concurrent or fork or load_state_dict) and not torch" 2>&1 | tee "$log" || status=$?
 if grep -q "WARNING: ThreadSanitizer" "$log"; then
   echo "tsan.sh: ThreadSanitizer reported (see above)" >&2
   status=1
