@@ -36,7 +36,7 @@ objs=()
 for s in "${srcs[@]}"; do objs+=("$out/$(echo "${s#csrc/}" | tr / _).o"); done
 export CXX out
 printf '%s\n' "${srcs[@]}" | xargs -P "$(nproc 2>/dev/null || echo 2)" -I{} \
-  sh -c 'o="$out/$(echo "${1#csrc/}" | tr / _).o"; shift; "$CXX" "$@" -c "$0" -o "$o"' {} \
+  sh -c 'o="$out/$(echo "${0#csrc/}" | tr / _).o"; "$CXX" "$@" -c "$0" -o "$o"' {} \
   "${flags[@]}"
 for o in "${objs[@]}"; do [ -s "$o" ] || { echo "cross_aarch64.sh: $o missing" >&2; exit 1; }; done
 
