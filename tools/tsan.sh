@@ -62,6 +62,24 @@ export PYTHONDONTWRITEBYTECODE=1
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 unset FUSEDRNN_REQUIRE_TORCH FUSEDRNN_ISA
 
+# The module is instrumented, and this setup (preloaded runtime, uninstrumented Python)
+# does report a race: a negative control, a tiny instrumented library whose function
+# two Python threads run at once (ctypes releases the GIL) must make TSan fail the run.
+nm -D "$so" | grep __tsan_func_entry >/dev/null || { echo "tsan.sh: $so is not instrumented" >&2; exit 1; }
+printf '%s\n' 'int counter;' \
+  'void bump(void) { for (int i = 0; i < 20000000; ++i) { counter++; __asm__ volatile("" ::: "memory"); } }' \
+  >"$pkg/race.c"
+"$CXX" -x c -shared -fPIC -fsanitize=thread -O1 "$pkg/race.c" -o "$pkg/librace.so"
+rc=0
+run_tsan "$PY" -c '
+import ctypes, sys, threading
+lib = ctypes.CDLL(sys.argv[1])
+ts = [threading.Thread(target=lib.bump) for _ in range(2)]
+for t in ts: t.start()
+for t in ts: t.join()' "$pkg/librace.so" >/dev/null 2>&1 || rc=$?
+[ "$rc" = 66 ] || { echo "tsan.sh: the negative control's race was not reported (exit $rc)" >&2; exit 1; }
+echo "== tsan.sh: negative control: a planted data race is reported (exit 66)"
+
 run_tsan "$PY" -c 'import fusedrnn, sys; assert fusedrnn._core.__file__.startswith(sys.argv[1]), fusedrnn._core.__file__' "$pkg"
 run_tsan "$PY" -c 'import sys, fusedrnn; print("== tsan.sh: ThreadSanitizer, cpu_info", fusedrnn.cpu_info())'
 
