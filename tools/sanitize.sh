@@ -3,13 +3,19 @@
 # representative subset of the kernel and API tests under it, once per ISA this CPU runs.
 #
 #   bash tools/sanitize.sh            (python: $PYTHON, else `python` on PATH, else python3)
+#   FUSEDRNN_EMULATE_AVX512=ON bash tools/sanitize.sh
+#       also builds the avx512 kernels emulated with SIMDe on AVX2 (needs the pip package
+#       simde-py >= 0.8.2 in that python; CMake option FUSEDRNN_EMULATE_AVX512), so a CPU
+#       without AVX-512 runs them too: the CI of a machine without AVX-512 does this.
 #
 # The sanitized module is built in build/asan (CMake option FUSEDRNN_SANITIZE) and copied
 # into a temporary copy of python/fusedrnn; the checkout's own _core*.so is never touched.
 # Exits nonzero on any sanitizer report (ASan aborts; UBSan halts via halt_on_error and
 # -fno-sanitize-recover=undefined) or any failing test.  On 2 cores: the first build
 # 5-9 minutes (three instrumented kernel translation units), later incremental
-# builds seconds; the tests about 35 s for two ISAs.
+# builds seconds; the tests about 35 s for two ISAs.  With the emulated avx512 kernels
+# (whose translation unit alone takes about 3.5 minutes on one core at -O1), a third
+# pass of the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -23,8 +29,9 @@ PATH="$(dirname "$PY"):$PATH"
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 [ -f "$build/CMakeCache.txt" ] && generator=()   # keep whatever generator it was made with
+emulate=${FUSEDRNN_EMULATE_AVX512:-OFF}
 cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
-  -DFUSEDRNN_SANITIZE=address,undefined \
+  -DFUSEDRNN_SANITIZE=address,undefined -DFUSEDRNN_EMULATE_AVX512="$emulate" \
   -DPython_EXECUTABLE="$PY" -Dpybind11_DIR="$pybind11_dir" >/dev/null
 cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)"
 
@@ -55,6 +62,13 @@ unset FUSEDRNN_REQUIRE_TORCH FUSEDRNN_ISA
 
 "$PY" -c 'import fusedrnn, sys; assert fusedrnn._core.__file__.startswith(sys.argv[1]), fusedrnn._core.__file__' "$pkg"
 isas=$("$PY" -c 'import fusedrnn; print(*fusedrnn.cpu_info()["available"])')
+emulated=$("$PY" -c 'import fusedrnn; print(*fusedrnn.cpu_info()["emulated"])')
+case "$emulate" in
+  ON|on|1|TRUE|true|YES|yes)
+    [ "$emulated" = avx512 ] || { echo "sanitize.sh: emulation asked, got '$emulated'" >&2; exit 1; }
+    case " $isas " in *" avx512 "*) ;; *) echo "sanitize.sh: avx512 not available" >&2; exit 1;; esac ;;
+  *) [ -z "$emulated" ] || { echo "sanitize.sh: unexpected emulated ISAs '$emulated'" >&2; exit 1; } ;;
+esac
 
 # --capture=sys: pytest must not capture fd 2, or an aborting sanitizer report is lost.
 # The subset: sizes on both sides of the SIMD widths (H 7/9/17/33/100 with B 1/3, I
@@ -75,14 +89,18 @@ kernel_k=${kernel_k//$'\n'/ } rows_k=${rows_k//$'\n'/ }   # -k wants one line
 
 status=0
 for isa in $isas; do
-  echo "== sanitize.sh: ASan+UBSan, FUSEDRNN_ISA=$isa"
+  tag=""
+  case " $emulated " in *" $isa "*) tag=" (emulated with SIMDe)";; esac
+  echo "== sanitize.sh: ASan+UBSan, FUSEDRNN_ISA=$isa$tag"
   export FUSEDRNN_ISA=$isa
   "$PY" -m pytest -q -p no:cacheprovider --capture=sys --maxfail=1 -x \
       "$root/tests/test_kernels.py" "$root/tests/test_kernels_rows.py" \
       -k "$isa and ($kernel_k or $rows_k)" || { status=1; break; }
   "$PY" -m pytest -q -p no:cacheprovider --capture=sys --maxfail=1 -x \
+      "$root/tests/test_simd_math.py" -k "$isa" || { status=1; break; }
+  "$PY" -m pytest -q -p no:cacheprovider --capture=sys --maxfail=1 -x \
       "$root/tests/test_threads.py" "$root/tests/test_errors.py" \
       "$root/tests/test_layer_options.py" -k "not torch and not onnx" || { status=1; break; }
 done
-[ "$status" = 0 ] && echo "== sanitize.sh: no sanitizer reports, all tests passed (ISAs: $isas)"
+[ "$status" = 0 ] && echo "== sanitize.sh: no sanitizer reports, all tests passed (ISAs: $isas${emulated:+; emulated: $emulated})"
 exit "$status"

@@ -579,6 +579,7 @@ PYBIND11_MODULE(_core, m) {
     d["isa"] = info.isa;
     d["available"] = info.available;
     d["compiled"] = info.compiled;
+    d["emulated"] = info.emulated;
     return d;
   });
 }

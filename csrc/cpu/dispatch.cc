@@ -4,6 +4,10 @@
 // "Usable" means the CPU has the instructions (CPUID) and the operating system saves
 // the registers they use (XCR0, read with XGETBV): a CPU with AVX-512 under an OS or
 // hypervisor that does not enable the zmm state must not run AVX-512 code.
+//
+// A test build with FUSEDRNN_EMULATE_AVX512 (CMake option) compiles the avx512 kernels
+// with AVX2 instructions only (SIMDe), so there "avx512" runs wherever avx2 does, and
+// cpu_info().emulated lists it.
 #include "cpu/dispatch.h"
 
 #include <atomic>
@@ -67,13 +71,24 @@ const X86Features& features() {
 }
 
 bool has_avx2() { return features().avx2; }
+#if defined(FUSEDRNN_EMULATE_AVX512)
+bool has_avx512() { return features().avx2; }
+#else
 bool has_avx512() { return features().avx512; }
+#endif
 #endif
 
 bool always() { return true; }
 
+#if defined(FUSEDRNN_EMULATE_AVX512)
+constexpr bool kEmulatedAvx512 = true;
+#else
+constexpr bool kEmulatedAvx512 = false;
+#endif
+
 struct IsaEntry {
   const char* name;
+  bool emulated;
   bool (*usable)();
   const KernelTable<float>* f32;
   const KernelTable<double>* f64;
@@ -82,10 +97,10 @@ struct IsaEntry {
 // Best first.
 const IsaEntry kIsas[] = {
 #if defined(FUSEDRNN_HAVE_X86_KERNELS)
-    {"avx512", &has_avx512, &avx512::table_f32, &avx512::table_f64},
-    {"avx2", &has_avx2, &avx2::table_f32, &avx2::table_f64},
+    {"avx512", kEmulatedAvx512, &has_avx512, &avx512::table_f32, &avx512::table_f64},
+    {"avx2", false, &has_avx2, &avx2::table_f32, &avx2::table_f64},
 #endif
-    {"generic", &always, &generic::table_f32, &generic::table_f64},
+    {"generic", false, &always, &generic::table_f32, &generic::table_f64},
 };
 
 const char* const kKnownIsas[] = {"avx512", "avx2", "generic"};
@@ -116,6 +131,7 @@ Selection* select() {
   auto* s = new Selection();  // lives for the process
   for (const auto& e : kIsas) {
     s->info.compiled.push_back(e.name);
+    if (e.emulated) s->info.emulated.push_back(e.name);
     if (e.usable()) s->info.available.push_back(e.name);
   }
   const char* forced = std::getenv("FUSEDRNN_ISA");

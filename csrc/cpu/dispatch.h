@@ -12,6 +12,7 @@ struct CpuInfo {
   std::string isa;                     // the selected ISA
   std::vector<std::string> available;  // compiled and usable on this CPU, best first
   std::vector<std::string> compiled;   // compiled into this build, best first
+  std::vector<std::string> emulated;   // compiled for emulation (test builds only), else empty
 };
 
 // Throws std::runtime_error (on first use) if FUSEDRNN_ISA names an ISA that this

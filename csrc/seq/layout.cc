@@ -7,6 +7,9 @@
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
+#if defined(_WIN32)
+#include <malloc.h>
+#endif
 
 #include "fusedrnn/dims.h"
 #include "fusedrnn/kernels.h"
@@ -45,12 +48,22 @@ void* aligned_bytes(int64_t n, size_t elem) {
     return p;
   }
 #endif
+#if defined(_WIN32)
+  // MSVC's C library has no aligned_alloc (std::free cannot release an over-aligned
+  // block there): its own pair, _aligned_malloc and _aligned_free.
+  void* p = _aligned_malloc(bytes, 64);
+#else
   void* p = std::aligned_alloc(64, bytes);
+#endif
   if (!p) throw std::bad_alloc();
   return p;
 }
 
+#if defined(_WIN32)
+void free_bytes(void* p) { _aligned_free(p); }
+#else
 void free_bytes(void* p) { std::free(p); }
+#endif
 
 template class Buffer<float>;
 template class Buffer<double>;

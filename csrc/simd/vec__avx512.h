@@ -2,10 +2,15 @@
 //
 // Same interface as simd/vec__generic.h (see there).  Compiled only in the avx512
 // translation unit, with the AVX-512 (F, BW, VL, DQ), FMA and AVX2 flags on that file
-// alone.
+// alone; or, in a test build with FUSEDRNN_EMULATE_AVX512, with -mavx2 -mfma against
+// simd/avx512_emulated.h (SIMDe), which provides the same intrinsics on an AVX2 CPU.
 #pragma once
 
+#if defined(FUSEDRNN_EMULATE_AVX512)
+#include "simd/avx512_emulated.h"
+#else
 #include <immintrin.h>
+#endif
 
 #include <cmath>
 #include <cstdint>

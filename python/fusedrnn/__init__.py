@@ -33,11 +33,14 @@ __all__ = [
 
 
 def cpu_info() -> dict:
-    """The kernels' instruction set: {"isa": selected, "available": [...], "compiled": [...]}.
+    """The kernels' instruction set: {"isa": selected, "available": [...], "compiled": [...],
+    "emulated": [...]}.
 
     "available" lists the ISAs compiled into this build that this CPU (and its OS) can
     run, best first; the best is selected once per process unless the environment
-    variable FUSEDRNN_ISA (generic|avx2|avx512) forces another.
+    variable FUSEDRNN_ISA (generic|avx2|avx512) forces another.  "emulated" is empty
+    except in test builds made with the CMake option FUSEDRNN_EMULATE_AVX512, where it is
+    ["avx512"]: those kernels run with AVX2 instructions, for testing, not for speed.
     """
     return _core.cpu_info()
 
