@@ -1,21 +1,9 @@
-// The avx2 instantiation of every kernel template.
-// Compiled with -mavx2 -mfma (this file only).
+// The avx2 kernel table (seq/table-inl.h), weight packing and activations; the
+// kernels it points to are compiled in the other seq/*__avx2.cc files.
+// Compiled with FUSEDRNN_FLAGS_avx2 (CMakeLists.txt), on this ISA's files only.
 #define FUSEDRNN_ISA avx2
-#include "simd/vec__avx2.h"
-
-namespace fusedrnn {
-namespace avx2 {
-constexpr int kVecRegisters = 16;  // architectural vector registers
-}  // namespace avx2
-}  // namespace fusedrnn
-
-#include "gemm/ukernel-inl.h"
-#include "gemm/gemm-inl.h"
-#include "cells/common-inl.h"
-#include "cells/fused-inl.h"
-#include "cells/gru-inl.h"
-#include "cpu/peak-inl.h"
-#include "seq/driver-inl.h"
+#define FUSEDRNN_VEC_HEADER "simd/vec__avx2.h"
+#include "seq/table-inl.h"
 
 namespace fusedrnn {
 namespace avx2 {

@@ -1,21 +1,9 @@
-// The generic instantiation of every kernel template.
+// The generic kernel table (seq/table-inl.h), weight packing and activations; the
+// kernels it points to are compiled in the other seq/*__generic.cc files.
 // Compiled with the baseline flags of the build only.
 #define FUSEDRNN_ISA generic
-#include "simd/vec__generic.h"
-
-namespace fusedrnn {
-namespace generic {
-constexpr int kVecRegisters = 16;  // architectural vector registers
-}  // namespace generic
-}  // namespace fusedrnn
-
-#include "gemm/ukernel-inl.h"
-#include "gemm/gemm-inl.h"
-#include "cells/common-inl.h"
-#include "cells/fused-inl.h"
-#include "cells/gru-inl.h"
-#include "cpu/peak-inl.h"
-#include "seq/driver-inl.h"
+#define FUSEDRNN_VEC_HEADER "simd/vec__generic.h"
+#include "seq/table-inl.h"
 
 namespace fusedrnn {
 namespace generic {
