@@ -108,6 +108,23 @@ FUSEDRNN_INLINE void tile_rows_dispatch(int m, int64_t K, const T* A, int64_t a_
   tile_rows_select<T, MR, NV, P0, MR>(m, K, A, a_rs, a_cs, Bp, epi);
 }
 
+// As tile_rows_dispatch, but the tile goes to a small array first and epi(row, acc_row)
+// then runs in a loop over the m rows: one copy of the epilogue's code instead of one per
+// row of every tile height (1 + 2 + ... + MR copies), for the large epilogues (a whole
+// recurrent cell).  The values epi receives are the same, bit for bit.
+template <class T, int MR, int NV, class Epi>
+FUSEDRNN_INLINE void tile_rows_loop(int m, int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
+                                    const T* Bp, Epi&& epi) {
+  Vec<T> acc[MR][NV];
+  tile_rows_dispatch<T, MR, NV>(m, K, A, a_rs, a_cs, Bp, [&](int r, const Vec<T>* row) {
+    for (int v = 0; v < NV; ++v) acc[r][v] = row[v];
+  });
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 1
+#endif
+  for (int r = 0; r < m; ++r) epi(r, acc[r]);
+}
+
 // Calls f(std::integral_constant<int, M>{}) with M = m, for 1 <= m <= MR: a run-time
 // row count made a compile-time one, for tiles the caller drives itself.
 template <int MR, class F>

@@ -146,7 +146,7 @@ FUSEDRNN_INLINE void fused_forward_panel(ThreadCtx& ctx, const FusedForward<T>& 
     const int64_t kc = std::min<int64_t>(kcf, H - k0);
     const bool first = k0 == 0, last = k0 + kc == H;
     for (int64_t m0 = 0; m0 < M; m0 += MR)
-      tile_rows_dispatch<T, MR, NV>(
+      tile_rows_loop<T, MR, NV>(
           static_cast<int>(std::min<int64_t>(MR, M - m0)), kc, a_of(m0, k0), a_rs, a_cs,
           Bp + k0 * NR, [&](int r, const V* acc_in) {
             const int64_t b = m0 + r;

@@ -76,7 +76,7 @@ void forward_proj(const Weights<T>& w, const Dims& d, const T* x, const T* h0, c
         const int64_t u = p * U;
         const int n = static_cast<int>(std::min<int64_t>(W, H - u));
         for (int64_t m0 = 0; m0 < M; m0 += MR)
-          tile_rows_dispatch<T, MR, NV>(
+          tile_rows_loop<T, MR, NV>(
               static_cast<int>(std::min<int64_t>(MR, M - m0)), P, h_prev + m0 * P, P, 1, Bp,
               [&](int r, const V* acc) {
                 const int64_t b = m0 + r;

@@ -89,8 +89,8 @@ FUSEDRNN_INLINE void rows_tiles(int64_t mt, int64_t na, int64_t K, AOf a_of, int
     const int m = static_cast<int>(std::min<int64_t>(MR, mt - m0));
     const int ma = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(m, na - m0)));
     if (ma > 0)
-      tile_rows_dispatch<T, MR, NV>(ma, K, a_of(m0), a_rs, a_cs, Bp,
-                                    [&](int r, const V* acc) { epi(m0 + r, acc); });
+      tile_rows_loop<T, MR, NV>(ma, K, a_of(m0), a_rs, a_cs, Bp,
+                                [&](int r, const V* acc) { epi(m0 + r, acc); });
     if (ma < m) {
       V zero[NV];
       for (int v = 0; v < NV; ++v) zero[v] = V::zero();
