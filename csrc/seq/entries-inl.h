@@ -1,14 +1,14 @@
 // The kernels' entry points that one ISA's translation units define and its table
-// calls: declarations (the table file needs no definitions) and the macros that
-// instantiate them, each in its own translation unit so that ninja compiles them in
-// parallel (CMakeLists.txt: FUSEDRNN_SOURCES_<isa>):
+// calls: declarations (the table's switches need no definitions) and the macros that
+// instantiate them, spread over three translation units per ISA so that ninja compiles
+// them in parallel (CMakeLists.txt: FUSEDRNN_SOURCES_<isa>):
 //
-//   seq/forward__<isa>.cc           forward_fused (seq/forward-inl.h)
-//   seq/backward__<isa>.cc          backward_fused (seq/backward-inl.h)
-//   seq/proj__<isa>.cc              forward_proj, backward_proj (seq/proj-inl.h)
-//   seq/gru_reset_before__<isa>.cc  forward_ / backward_reset_before
-//   seq/table__<isa>.cc             the rest (packing, one step, activations, the FMA
-//                                   peak) and the table itself (seq/table-inl.h)
+//   seq/forward__<isa>.cc    forward_fused (seq/forward-inl.h)
+//   seq/backward__<isa>.cc   backward_fused (seq/backward-inl.h)
+//   seq/table__<isa>.cc      the table itself (seq/table-inl.h) and the smaller kernels:
+//                            packing, activations, the FMA peak, step_fused
+//                            (seq/step-inl.h), forward_ / backward_proj (seq/proj-inl.h),
+//                            forward_ / backward_reset_before (seq/gru_reset_before-inl.h)
 //
 // Each is instantiated for float and double and, where templated on the cell, for the
 // cells that reach it (fused: lstm, gru, rnn_tanh, rnn_relu).
