@@ -42,7 +42,7 @@ for o in "${objs[@]}"; do [ -s "$o" ] || { echo "cross_aarch64.sh: $o missing" >
 
 # NEON in the generic kernels (the float32 vector type: 4 lanes per instruction).
 objdump=${CXX%g++}objdump
-generic_objs=("$out"/seq_kernels__generic*.o)
+generic_objs=("$out"/seq_*__generic.cc.o)
 neon=$("$objdump" -d "${generic_objs[@]}" | grep -cE '\s(fmla|fmul|fadd)\s+v[0-9]+\.4s' || true)
 echo "== NEON float32x4 arithmetic instructions in the generic kernels: $neon"
 [ "$neon" -gt 100 ] || { echo "cross_aarch64.sh: expected NEON code in the generic kernels" >&2; exit 1; }

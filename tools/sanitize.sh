@@ -11,11 +11,10 @@
 # The sanitized module is built in build/asan (CMake option FUSEDRNN_SANITIZE) and copied
 # into a temporary copy of python/fusedrnn; the checkout's own _core*.so is never touched.
 # Exits nonzero on any sanitizer report (ASan aborts; UBSan halts via halt_on_error and
-# -fno-sanitize-recover=undefined) or any failing test.  On 2 cores: the first build
-# 5-9 minutes (three instrumented kernel translation units), later incremental
-# builds seconds; the tests about 35 s for two ISAs.  With the emulated avx512 kernels
-# (whose translation unit alone takes about 3.5 minutes on one core at -O1), a third
-# pass of the tests.
+# -fno-sanitize-recover=undefined) or any failing test.  The first build compiles nine
+# instrumented kernel translation units (three per ISA), later incremental builds take
+# seconds; the tests run once per ISA, the emulated avx512 kernels (slow: SIMDe in
+# portable code) included.  .ci/run prints this stage's time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD

@@ -5,8 +5,19 @@
 //
 // Layouts (row-major): a gate row holds G blocks of H (LSTM i, f, g, o; GRU r, z, n);
 // `u` is the first unit of the vector; pointers are to the start of the batch row.
-// Included inside namespace fusedrnn::FUSEDRNN_ISA after ukernel-inl.h.
+// (GRU reset_after=False has two products per step, so it cannot be fused onto one
+// tile: its element-wise rows are in gru_reset_before-inl.h.)
+//
+// Assumes: 1 <= n <= V::width and u + n <= H (the units exist); no alignment (tails
+// go through load_n / store_n); outputs do not overlap inputs except where a function
+// says they may alias.
+#pragma once
+
 #include <cstdint>
+
+#include "simd/macros.h"
+#include "simd/tail-inl.h"
+#include "simd/vec.h"
 
 namespace fusedrnn {
 namespace FUSEDRNN_ISA {
@@ -55,6 +66,7 @@ FUSEDRNN_INLINE V rnn_cell(V pre) {
 template <class V, class T>
 FUSEDRNN_INLINE void lstm_fwd_tile(const V* acc, int64_t H, int64_t u, int n, const T* gx,
                                    const T* c_prev, T* c_out, T* h_out, T* h_out2, T* gates) {
+  FUSEDRNN_DEBUG_ASSERT(n >= 1 && n <= V::width && u >= 0 && u + n <= H);
   const LstmStep<V> s = lstm_cell(
       acc[0] + load_n<V>(gx + u, n), acc[1] + load_n<V>(gx + H + u, n),
       acc[2] + load_n<V>(gx + 2 * H + u, n), acc[3] + load_n<V>(gx + 3 * H + u, n),
@@ -77,6 +89,7 @@ template <class V, class T>
 FUSEDRNN_INLINE void gru_fwd_tile(const V* acc, int64_t H, int64_t u, int n, const T* gx,
                                   const T* b_hn, const T* h_prev, T* h_out, T* h_out2, T* gates,
                                   T* hn) {
+  FUSEDRNN_DEBUG_ASSERT(n >= 1 && n <= V::width && u >= 0 && u + n <= H);
   const V hnv = acc[2] + load_n<V>(b_hn + u, n);
   const GruStep<V> s = gru_cell(acc[0] + load_n<V>(gx + u, n), acc[1] + load_n<V>(gx + H + u, n),
                                 hnv, load_n<V>(gx + 2 * H + u, n), load_n<V>(h_prev + u, n));
@@ -93,6 +106,7 @@ FUSEDRNN_INLINE void gru_fwd_tile(const V* acc, int64_t H, int64_t u, int n, con
 // gx: input projection + both biases (H).  h_out may alias gx.
 template <bool kRelu, class V, class T>
 FUSEDRNN_INLINE void rnn_fwd_tile(V acc, int64_t u, int n, const T* gx, T* h_out, T* h_out2) {
+  FUSEDRNN_DEBUG_ASSERT(n >= 1 && n <= V::width && u >= 0);
   const V h = rnn_cell<kRelu>(acc + load_n<V>(gx + u, n));
   store_n(h, h_out + u, n);
   if (h_out2) store_n(h, h_out2 + u, n);
@@ -105,6 +119,7 @@ FUSEDRNN_INLINE void rnn_fwd_tile(V acc, int64_t u, int n, const T* gx, T* h_out
 template <class V, class T>
 FUSEDRNN_INLINE void lstm_bwd_tile(V dh, int64_t H, int64_t u, int n, const T* gates,
                                    const T* c, const T* c_prev, T* dc, T* dg) {
+  FUSEDRNN_DEBUG_ASSERT(n >= 1 && n <= V::width && u >= 0 && u + n <= H);
   const V one = V::set1(T(1));
   V i = load_n<V>(gates + u, n), f = load_n<V>(gates + H + u, n);
   V g = load_n<V>(gates + 2 * H + u, n), o = load_n<V>(gates + 3 * H + u, n);
@@ -123,6 +138,7 @@ FUSEDRNN_INLINE void lstm_bwd_tile(V dh, int64_t H, int64_t u, int n, const T* g
 template <class V, class T>
 FUSEDRNN_INLINE void gru_bwd_tile(V dh, int64_t H, int64_t u, int n, const T* gates,
                                   const T* hn, const T* h_prev, T* dgi, T* dgh, T* dh_direct) {
+  FUSEDRNN_DEBUG_ASSERT(n >= 1 && n <= V::width && u >= 0 && u + n <= H);
   const V one = V::set1(T(1));
   V r = load_n<V>(gates + u, n), z = load_n<V>(gates + H + u, n);
   V c = load_n<V>(gates + 2 * H + u, n);
@@ -141,6 +157,7 @@ FUSEDRNN_INLINE void gru_bwd_tile(V dh, int64_t H, int64_t u, int n, const T* ga
 // h: this step's output.
 template <bool kRelu, class V, class T>
 FUSEDRNN_INLINE void rnn_bwd_tile(V dh, int64_t u, int n, const T* h, T* dg) {
+  FUSEDRNN_DEBUG_ASSERT(n >= 1 && n <= V::width && u >= 0);
   V hv = load_n<V>(h + u, n);
   V d = kRelu ? positive_mask(hv, dh) : dh * (V::set1(T(1)) - hv * hv);
   store_n(d, dg + u, n);

@@ -19,8 +19,10 @@ struct CpuInfo {
 // build or CPU cannot run.
 CpuInfo cpu_info();
 // Switches the selected ISA for the rest of the process (tests use it to run every
-// ISA in one process); throws std::runtime_error as above.  Weights packed by one ISA
-// are refused by another's kernels (the binding checks Weights::isa).
+// ISA in one process); throws std::runtime_error as above.  It applies to weights
+// packed afterwards: packed weights keep the table of the ISA that packed them (the
+// binding stores it beside them), so they run on that ISA's kernels whatever the
+// selection is later.
 void use_isa(const std::string& name);
 // The selected tables.
 const KernelTable<float>& kernels_f32();

@@ -13,6 +13,8 @@
 // Compiled without ISA flags (plain C++): it is shared by every ISA's kernels.
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
 #include <functional>
 
 namespace fusedrnn {
@@ -45,6 +47,15 @@ int available_cpus();
 // alone.  fn must not throw past a barrier; an exception thrown by thread 0 is
 // rethrown here after the others finish.
 void parallel(int n, const std::function<void(ThreadCtx&)>& fn);
+
+// [begin, end) of `n` items for thread `rank` of `size`, in contiguous blocks: the
+// static split every kernel uses (integer code only, so the copies that ISA-flagged
+// translation units compile are all the same instructions).
+inline void split(int64_t n, int rank, int size, int64_t& begin, int64_t& end) {
+  const int64_t base = n / size, extra = n % size;
+  begin = rank * base + std::min<int64_t>(rank, extra);
+  end = begin + base + (rank < extra ? 1 : 0);
+}
 
 // Tests only: how many threads ran fn in the last parallel() region started by the
 // calling thread (0 before its first).

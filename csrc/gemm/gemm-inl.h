@@ -2,19 +2,29 @@
 // loops, blocking, edges and the split over threads; the micro-kernel (ukernel-inl.h)
 // only computes register tiles.
 //
-// Included by each per-ISA translation unit inside namespace fusedrnn::FUSEDRNN_ISA,
-// after ukernel-inl.h.
-//
 // C (M x N, row stride ldc) = [C if accumulate] + op(A) (M x K) * B (K x N, packed)
 //                             [+ bias (N) if not accumulate and bias != null]
-// A element (m, k) is at A[m * a_rs + k * a_cs]: (lda, 1) for A, (1, lda) for A^T.
 // Every element of C is computed by one thread, in an order fixed by the sizes alone,
 // so results do not depend on the number of threads.
+//
+// Assumes (checked in debug builds):
+//   - A element (m, k) is at A[m * a_rs + k * a_cs]: (lda, 1) for A, (1, lda) for A^T;
+//     any strides, no alignment.
+//   - B was packed by pack_b / pack_b_alloc of this ISA: panels of NR = GemmShape<T>::NR
+//     columns (B.nr == NR), K x NR each, columns past N zero.
+//   - ldc >= N; C does not overlap A or B.  M >= 0, K >= 0.
+//   - Tiles: MR x NR with NV = 2 vectors (16 registers) or 4 (32 registers); A is copied
+//     in blocks of MC = 48 rows x KC = 1 KB of k, on the stack.
+#pragma once
+
 #include <algorithm>
 #include <cstdint>
 
 #include "cpu/threads.h"
 #include "fusedrnn/kernels.h"
+#include "gemm/ukernel-inl.h"
+#include "simd/tail-inl.h"
+#include "simd/vec.h"
 
 namespace fusedrnn {
 namespace FUSEDRNN_ISA {
@@ -26,13 +36,6 @@ struct GemmShape {
   static constexpr int MR = tile_rows(NV);
   static constexpr int NR = NV * Vec<T>::width;
 };
-
-// [begin, end) of `n` items for thread `rank` of `size`, in contiguous blocks.
-inline void split(int64_t n, int rank, int size, int64_t& begin, int64_t& end) {
-  const int64_t base = n / size, extra = n % size;
-  begin = rank * base + std::min<int64_t>(rank, extra);
-  end = begin + base + (rank < extra ? 1 : 0);
-}
 
 // Sizes `p` for a K x N matrix in panels of NR columns (may throw std::bad_alloc: call
 // it before a parallel region, never inside one).
@@ -51,6 +54,7 @@ template <class T>
 void pack_b(ThreadCtx& ctx, Packed<T>& p, const T* src, int64_t rs, int64_t cs) {
   constexpr int NR = GemmShape<T>::NR;
   const int64_t K = p.K, N = p.N, panels = (N + NR - 1) / NR;
+  FUSEDRNN_DEBUG_ASSERT(p.nr == NR && p.data.size() >= panels * K * NR);
   int64_t q0, q1;
   split(panels, ctx.rank(), ctx.size(), q0, q1);
   for (int64_t q = q0; q < q1; ++q) {
@@ -105,6 +109,7 @@ void gemm_part(int64_t m_begin, int64_t m_end, int64_t q_begin, int64_t q_end, c
   constexpr int64_t KC = 1024 / sizeof(T);  // a KC x NR panel slice stays in L1
   constexpr int64_t MC = 48;  // an MC x KC block of A, packed on the stack (48 KB)
   const int64_t K = B.K, N = B.N;
+  FUSEDRNN_DEBUG_ASSERT(B.nr == NR && K >= 0 && ldc >= N);
   // A's block is copied into MR-row strips, k-major ([k][MR]), so that a tile's A
   // elements sit side by side whatever A's strides (a row stride that is a multiple of
   // 4 KB would otherwise alias in the cache).

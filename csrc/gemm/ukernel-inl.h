@@ -1,20 +1,23 @@
 // The GEMM micro-kernel, written once over the ISA's vector type Vec<T>: an M x NR
-// register tile (NR = NV vectors) of A[0:M, 0:K] * Bp[0:K, 0:NR].
+// register tile (NR = NV vectors) of A[0:M, 0:K] * Bp[0:K, 0:NR].  The tile stays in
+// registers for the whole K loop and is handed back to the caller, which fuses its
+// epilogue (a store, or a whole recurrent cell) onto it.
 //
-// Included by each per-ISA translation unit inside namespace fusedrnn::FUSEDRNN_ISA,
-// after the ISA's Vec<T> and kVecRegisters (architectural vector registers) are
-// defined.  A element (m, k) is at A[m * a_rs + k * a_cs] (so A or A^T, read in place);
-// the B panel is K x NR contiguous (the Packed layout).  The tile stays in registers
-// for the whole K loop and is handed back to the caller, which fuses its epilogue
-// (a store, or a whole recurrent cell) onto it.
+// Assumes (checked in debug builds where a value is at hand):
+//   - A element (m, k) is at A[m * a_rs + k * a_cs] (so A or A^T, read in place); any
+//     strides, no alignment.
+//   - Bp is a K x NR panel, contiguous, row k at Bp + k * NR (the Packed layout of
+//     fusedrnn/kernels.h); no alignment (unaligned vector loads).
+//   - K >= 0 (K = 0 gives a zero tile); 1 <= m <= MR rows for the run-time row counts.
+//   - Tile sizes: M <= 8 rows, NV vectors wide, chosen by tile_rows / tile_chains so
+//     that the accumulators and the NV loaded B vectors fit kVecRegisters.
+#pragma once
+
 #include <cstdint>
 #include <type_traits>
 
-#if defined(__GNUC__) || defined(__clang__)
-#define FUSEDRNN_INLINE inline __attribute__((always_inline))
-#else
-#define FUSEDRNN_INLINE inline
-#endif
+#include "simd/macros.h"
+#include "simd/vec.h"
 
 namespace fusedrnn {
 namespace FUSEDRNN_ISA {
@@ -44,6 +47,7 @@ FUSEDRNN_INLINE void tile_product(int64_t K, const T* A, int64_t a_rs, int64_t a
                                   const T* Bp, Vec<T> (&acc)[M][NV]) {
   using V = Vec<T>;
   constexpr int W = V::width, NR = NV * W, P = P0 > 0 ? P0 : tile_chains(M * NV);
+  FUSEDRNN_DEBUG_ASSERT(K >= 0);
   V s[P][M][NV];
   for (int p = 0; p < P; ++p)
     for (int m = 0; m < M; ++m)
@@ -100,13 +104,32 @@ FUSEDRNN_INLINE void tile_rows_select(int m, int64_t K, const T* A, int64_t a_rs
 template <class T, int MR, int NV, int P0 = 0, class Epi>
 FUSEDRNN_INLINE void tile_rows_dispatch(int m, int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
                                         const T* Bp, Epi&& epi) {
+  FUSEDRNN_DEBUG_ASSERT(m >= 1 && m <= MR);
   tile_rows_select<T, MR, NV, P0, MR>(m, K, A, a_rs, a_cs, Bp, epi);
+}
+
+// As tile_rows_dispatch, but the tile goes to a small array first and epi(row, acc_row)
+// then runs in a loop over the m rows: one copy of the epilogue's code instead of one per
+// row of every tile height (1 + 2 + ... + MR copies), for the large epilogues (a whole
+// recurrent cell).  The values epi receives are the same, bit for bit.
+template <class T, int MR, int NV, class Epi>
+FUSEDRNN_INLINE void tile_rows_loop(int m, int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
+                                    const T* Bp, Epi&& epi) {
+  Vec<T> acc[MR][NV];
+  tile_rows_dispatch<T, MR, NV>(m, K, A, a_rs, a_cs, Bp, [&](int r, const Vec<T>* row) {
+    for (int v = 0; v < NV; ++v) acc[r][v] = row[v];
+  });
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 1
+#endif
+  for (int r = 0; r < m; ++r) epi(r, acc[r]);
 }
 
 // Calls f(std::integral_constant<int, M>{}) with M = m, for 1 <= m <= MR: a run-time
 // row count made a compile-time one, for tiles the caller drives itself.
 template <int MR, class F>
 FUSEDRNN_INLINE void with_rows(int m, F&& f) {
+  FUSEDRNN_DEBUG_ASSERT(m >= 1 && m <= MR);
   if constexpr (MR > 1) {
     if (m < MR) {
       with_rows<MR - 1>(m, f);
@@ -114,27 +137,6 @@ FUSEDRNN_INLINE void with_rows(int m, F&& f) {
     }
   }
   f(std::integral_constant<int, MR>{});
-}
-
-// Loads and stores of the first n <= width lanes (the rest read as 0), for the last,
-// partial tile of a row: through a small stack buffer, never past the array's end.
-template <class V, class T>
-FUSEDRNN_INLINE V load_n(const T* p, int n) {
-  if (n == V::width) return V::load(p);
-  T buf[V::width];
-  for (int i = 0; i < V::width; ++i) buf[i] = i < n ? p[i] : T(0);
-  return V::load(buf);
-}
-
-template <class V, class T>
-FUSEDRNN_INLINE void store_n(V v, T* p, int n) {
-  if (n == V::width) {
-    v.store(p);
-    return;
-  }
-  T buf[V::width];
-  v.store(buf);
-  for (int i = 0; i < n; ++i) p[i] = buf[i];
 }
 
 }  // namespace FUSEDRNN_ISA

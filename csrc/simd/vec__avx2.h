@@ -15,6 +15,9 @@
 namespace fusedrnn {
 namespace avx2 {
 
+// Architectural vector registers: the tile shapes (gemm/ukernel-inl.h) are sized by it.
+constexpr int kVecRegisters = 16;
+
 // The primitives simd/math-inl.h builds exp, sigmoid and tanh from, on 8 floats.
 struct MathOps {
   using F = __m256;

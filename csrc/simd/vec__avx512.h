@@ -21,6 +21,9 @@
 namespace fusedrnn {
 namespace avx512 {
 
+// Architectural vector registers: the tile shapes (gemm/ukernel-inl.h) are sized by it.
+constexpr int kVecRegisters = 32;
+
 // GCC 12's plain forms of some AVX-512 intrinsics (max, min, shifts, rcp14) start from
 // _mm512_undefined_*(), which -Wuninitialized flags once inlined (GCC bug 105593); the
 // zero-masking forms with every lane selected compile to the same instructions, warning-free.

@@ -26,6 +26,9 @@
 namespace fusedrnn {
 namespace generic {
 
+// Architectural vector registers: the tile shapes (gemm/ukernel-inl.h) are sized by it.
+constexpr int kVecRegisters = 16;
+
 #if defined(__GNUC__)
 
 // The primitives simd/math-inl.h builds exp, sigmoid and tanh from, on 4 floats.

@@ -40,7 +40,7 @@ struct Dims {
   // (No member functions: see the note on Workspace below.  The width of h is P or H.)
 };
 
-// Defined out of line in seq/layout.cc, compiled without ISA flags: an inline member
+// Defined out of line in types/workspace.cc, compiled without ISA flags: an inline member
 // used by the per-ISA kernels could otherwise be emitted with, say, AVX-512 code and
 // chosen by the linker for every caller.
 struct Workspace {

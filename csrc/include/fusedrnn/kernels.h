@@ -16,12 +16,12 @@
 
 namespace fusedrnn {
 
-// 64-byte-aligned storage (seq/layout.cc); throws std::bad_alloc.
+// 64-byte-aligned storage (types/buffer.cc); throws std::bad_alloc.
 void* aligned_bytes(int64_t n, size_t elem);
 void free_bytes(void* p);
 
 // A 64-byte-aligned, uninitialised array.  Throws std::bad_alloc (MemoryError in Python).
-// Instantiated once, in seq/layout.cc (see the note on Workspace in dims.h).
+// Instantiated once, in types/buffer.cc (see the note on Workspace in dims.h).
 template <class T>
 class Buffer {
  public:
@@ -118,7 +118,7 @@ struct KernelTable {
   // y = exp(x), sigmoid(x) or tanh(x) for which = 0, 1, 2, with this ISA's vector code
   // (for the accuracy tests).
   void (*activation)(int which, const T* x, T* y, int64_t n);
-  // float32 FMA GFLOP/s of one thread with this ISA's vectors (cpu/peak-inl.h).
+  // float32 FMA GFLOP/s of one thread with this ISA's vectors (simd/peak-inl.h).
   double (*fma_peak)(double seconds);
 };
 

@@ -1,5 +1,5 @@
-// The out-of-line parts of the shared types (fusedrnn/dims.h, fusedrnn/kernels.h),
-// compiled with the baseline flags only.  See the note on Workspace in dims.h.
+// 64-byte-aligned storage for the kernels (aligned_bytes, free_bytes and the Buffer
+// instantiations declared in fusedrnn/kernels.h), compiled with the baseline flags only.
 #include <cstdint>
 #include <cstdlib>
 #include <new>
@@ -11,25 +11,9 @@
 #include <malloc.h>
 #endif
 
-#include "fusedrnn/dims.h"
 #include "fusedrnn/kernels.h"
 
 namespace fusedrnn {
-
-int64_t Workspace::G() const { return num_gates(cell); }
-int64_t Workspace::gates_size() const { return is_rnn(cell) ? 0 : d.N * G() * d.H; }
-int64_t Workspace::aux_size() const {
-  if (cell == Cell::lstm) return (d.B + d.N) * d.H;
-  if (is_gru(cell)) return d.N * d.H;
-  return 0;
-}
-int64_t Workspace::h_size() const { return (d.B + d.N) * (d.P ? d.P : d.H); }
-int64_t Workspace::m_size() const { return d.P ? d.N * d.H : 0; }
-int64_t Workspace::gates_offset() const { return 0; }
-int64_t Workspace::aux_offset() const { return gates_size(); }
-int64_t Workspace::h_offset() const { return gates_size() + aux_size(); }
-int64_t Workspace::m_offset() const { return h_offset() + h_size(); }
-int64_t Workspace::size() const { return m_offset() + m_size(); }
 
 void* aligned_bytes(int64_t n, size_t elem) {
   if (n < 0 || static_cast<uint64_t>(n) > (uint64_t(1) << 62) / elem) throw std::bad_alloc();

@@ -1,7 +1,17 @@
-// GRU reset_after=False element-wise parts, forward and backward, for one batch row.
-// (reset_after=True and the other cells are fused onto the GEMM tiles: fused-inl.h.)
-// Gate blocks in the order r, z, n, each H wide.  No alignment is assumed.
+// GRU reset_after=False (the reset gate multiplies h before the candidate's product):
+// its element-wise parts, forward and backward, one batch row at a time.  This form
+// needs two recurrent products per step with a cell part between them, so it is not
+// fused onto the GEMM tiles (reset_after=True and the other cells are: fused-inl.h);
+// seq/gru_reset_before-inl.h runs these rows between its products.
+//
+// Assumes: gate blocks in the order r, z, n, each H wide; H >= 0; no alignment; rows do
+// not overlap except where a function says so.
+#pragma once
+
 #include <cstdint>
+
+#include "simd/tail-inl.h"
+#include "simd/vec.h"
 
 namespace fusedrnn {
 namespace FUSEDRNN_ISA {

@@ -2,9 +2,13 @@
 // (no memory traffic), so its rate is what the FMA units can do on one thread with this
 // ISA's vectors.  The benchmark reports kernels as a fraction of it.
 //
-// Included by each per-ISA translation unit inside namespace fusedrnn::FUSEDRNN_ISA.
+// Assumes nothing about memory (it touches none but a small stack array).
+#pragma once
+
 #include <chrono>
 #include <cstdint>
+
+#include "simd/vec.h"
 
 namespace fusedrnn {
 namespace FUSEDRNN_ISA {

@@ -1,0 +1,273 @@
+// The fused forward time loop of one layer and direction (LSTM without projection, GRU
+// reset_after=True, RNN tanh/relu), for padded and packed rows alike.
+//
+// The input projection of all steps is one product (N x I by I x G*H).  Then one
+// parallel region runs the whole sequence: each thread owns a fixed slice of hidden
+// units (all G gates of them: one packed panel of W_hh^T per tile, so its W_hh slice
+// stays in its own cache); per step it computes its tiles of h_{t-1} W_hh^T and
+// finishes the cell on each tile while it is still in registers (cells/fused-inl.h);
+// one barrier per step publishes h_t to the other threads.  Results do not depend on
+// the number of threads: work is split by whole tiles and every sum has a fixed order.
+//
+// Assumes (checked in debug builds):
+//   - rows packed as in fusedrnn/dims.h: x (N, I), y (N, H), step t's rows at
+//     [off[t], off[t] + bs[t]); h0, c0, h_n, c_n (B, H); all row-major, contiguous, no
+//     alignment; ws null (inference) or a Workspace::size() buffer (training).
+//   - w packed by this ISA's pack_weights for cell C, P == 0: W_hh^T in panels of U
+//     units x G gates (NR = G * U columns, K = H), see pack_units.
+//   - Tiles: M <= MR = fused_tile_rows(NV) rows, NV = G * unit_vectors(C) vectors.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "cells/fused-inl.h"
+#include "cpu/threads.h"
+#include "fusedrnn/cell.h"
+#include "fusedrnn/dims.h"
+#include "fusedrnn/kernels.h"
+#include "gemm/gemm-inl.h"
+#include "gemm/ukernel-inl.h"
+#include "seq/input-inl.h"
+#include "seq/rows-inl.h"
+#include "seq/shape-inl.h"
+#include "simd/macros.h"
+#include "simd/tail-inl.h"
+#include "simd/vec.h"
+
+namespace fusedrnn {
+namespace FUSEDRNN_ISA {
+
+// The fused tile of cell C: UV vectors of units (U units) of each of its G gates, side
+// by side (NV vectors, NR columns), MR rows.
+template <class T, Cell C>
+struct FusedTile {
+  static constexpr int W = Vec<T>::width, G = num_gates(C), UV = unit_vectors(C);
+  static constexpr int NV = G * UV, MR = fused_tile_rows(NV), U = UV * W, NR = NV * W;
+};
+
+// What every thread of forward_fused reads: the call's arguments and where its buffers
+// are, set up once before the parallel region.
+template <class T>
+struct FusedForward {
+  const Weights<T>& w;
+  const Dims& d;
+  const T* x = nullptr;
+  const T* h0 = nullptr;
+  T* y = nullptr;
+  bool train = false;
+  bool blocked = false;  // inference of a gated cell: project Tc steps at a time into gx
+  int64_t Tc = 0;
+  T* gx = nullptr;  // the input projection (all steps, or Tc steps when blocked)
+  T* c_buf = nullptr;  // LSTM cell states: the workspace's (training) or one (B, H) state
+  T* ws_aux = nullptr;  // training: the workspace's aux region (GRU: W_hn h + b_hn)
+  T* ws_h = nullptr;  // training: the workspace's h region
+  int64_t panels = 0;  // panels of W_hh^T (U units each), split over the threads
+  bool chunked = false;  // several row blocks share a panel: walk K in slices of KCF
+  int64_t KCF = 0;
+  T* partial = nullptr;  // chunked: each thread's B x NR partial sums
+  bool pack_h = false;  // copy h_{t-1} into MR-row strips
+  int64_t strips = 0;
+  T* h_strips = nullptr;  // pack_h: each thread's strips
+};
+
+// One step as a thread of forward_fused sees it.
+template <class T>
+struct FusedStep {
+  int64_t t;
+  int64_t M;       // rows still running (bs[t])
+  int64_t r_prev;  // rows of the state regions holding this step's input state
+  int64_t r_out;   //   ... and its output state
+  const T* h_prev;
+  T* yt;
+  T* h_save;       // training: h_t in the workspace, else null
+  T* gxt;          // this step's input projection rows
+  const T* hs;     // pack_h: this thread's strips of h_prev, else null
+};
+
+// The cell on one row b of a tile of panel units [u0, u0 + U): acc holds that row's
+// product h_{t-1} W_hh^T for every gate.
+template <class T, Cell C>
+FUSEDRNN_INLINE void fused_forward_cell(const FusedForward<T>& f, const FusedStep<T>& s,
+                                        int64_t u0, int64_t b, const Vec<T>* acc) {
+  using V = Vec<T>;
+  using Tile = FusedTile<T, C>;
+  constexpr int W = Tile::W, UV = Tile::UV;
+  const int64_t H = f.d.H, GH = Tile::G * H;
+  const bool train = f.train;
+  T* gxb = s.gxt + b * GH;
+  for (int uv = 0; uv < UV; ++uv) {
+    const int64_t u = u0 + uv * W;
+    const int n = static_cast<int>(std::min<int64_t>(W, H - u));
+    if (n <= 0) break;
+    if constexpr (C == Cell::lstm) {
+      T* c_prev = f.c_buf + ((train ? s.r_prev : 0) + b) * H;
+      T* c_out = f.c_buf + ((train ? s.r_out : 0) + b) * H;
+      lstm_fwd_tile<V>(acc, H, u, n, gxb, c_prev, c_out, s.yt + b * H,
+                       s.h_save ? s.h_save + b * H : nullptr, train ? gxb : nullptr);
+    } else if constexpr (C == Cell::gru) {
+      gru_fwd_tile<V>(acc, H, u, n, gxb, f.w.bias_hn.data(), s.h_prev + b * H, s.yt + b * H,
+                      s.h_save ? s.h_save + b * H : nullptr, train ? gxb : nullptr,
+                      train ? f.ws_aux + (f.d.off[s.t] + b) * H : nullptr);
+    } else {
+      // gxb is h_save (training) or yt (inference): h overwrites its projection.
+      rnn_fwd_tile<C == Cell::rnn_relu, V>(acc[uv], u, n, gxb, gxb,
+                                           train ? s.yt + b * H : nullptr);
+    }
+  }
+}
+
+// Panel p of one step: the tiles of its rows, each finished by the cell.
+template <class T, Cell C>
+FUSEDRNN_INLINE void fused_forward_panel(ThreadCtx& ctx, const FusedForward<T>& f,
+                                         const FusedStep<T>& s, int64_t p) {
+  using V = Vec<T>;
+  using Tile = FusedTile<T, C>;
+  constexpr int W = Tile::W, NV = Tile::NV, MR = Tile::MR, U = Tile::U, NR = Tile::NR;
+  const int64_t H = f.d.H, M = s.M, B = f.d.B, KCF = f.KCF;
+  const bool pack_h = f.pack_h;
+  // A of the tile whose first row is m0, from column k0.
+  auto a_of = [&](int64_t m0, int64_t k0) {
+    return pack_h ? s.hs + (m0 / MR) * H * MR + k0 * MR : s.h_prev + m0 * H + k0;
+  };
+  const int64_t a_rs = pack_h ? 1 : H, a_cs = pack_h ? MR : 1;
+  const T* Bp = f.w.whh_t.data.data() + p * H * NR;
+  const int64_t u0 = p * U;
+  auto epi = [&](int64_t b, const V* acc) { fused_forward_cell<T, C>(f, s, u0, b, acc); };
+  // When several row blocks share this panel (chunked), walk K in slices that stay in L1
+  // across the row blocks, keeping each block's partial sums in a small scratch (in L1
+  // too) between slices; the last slice finishes the cell in registers.  Otherwise one
+  // slice of all K: the same products (the tiles' sums do not depend on the slicing
+  // when there is one slice), and one copy of the tile code for both cases.
+  const int64_t kcf = f.chunked ? KCF : std::max<int64_t>(H, 1);
+  T* part = f.chunked ? f.partial + ctx.rank() * B * NR : nullptr;
+  for (int64_t k0 = 0; k0 < H || k0 == 0; k0 += kcf) {
+    const int64_t kc = std::min<int64_t>(kcf, H - k0);
+    const bool first = k0 == 0, last = k0 + kc == H;
+    for (int64_t m0 = 0; m0 < M; m0 += MR)
+      tile_rows_loop<T, MR, NV>(
+          static_cast<int>(std::min<int64_t>(MR, M - m0)), kc, a_of(m0, k0), a_rs, a_cs,
+          Bp + k0 * NR, [&](int r, const V* acc_in) {
+            const int64_t b = m0 + r;
+            V acc[NV];
+            for (int v = 0; v < NV; ++v)
+              acc[v] = first ? acc_in[v] : acc_in[v] + V::load(part + b * NR + v * W);
+            if (last) {
+              epi(b, acc);
+            } else {
+              for (int v = 0; v < NV; ++v) acc[v].store(part + b * NR + v * W);
+            }
+          });
+  }
+}
+
+// One thread's part of the whole sequence: its panels of every step, a barrier after
+// each step (and after each block's input projection when blocked).
+template <class T, Cell C>
+void fused_forward_thread(ThreadCtx& ctx, const FusedForward<T>& f) {
+  constexpr int MR = FusedTile<T, C>::MR, G = FusedTile<T, C>::G;
+  const Dims& d = f.d;
+  const int64_t T_ = d.T, H = d.H, GH = G * H;
+  const int64_t* off = d.off;
+  int64_t p0, p1;
+  split(f.panels, ctx.rank(), ctx.size(), p0, p1);
+  T* hs = f.pack_h ? f.h_strips + ctx.rank() * f.strips * MR * H : nullptr;
+  int64_t gx_row0 = 0;  // the first packed row held by the scratch (blocked)
+  for (int64_t t = 0; t < T_; ++t) {
+    if (f.blocked && t % f.Tc == 0) {
+      const int64_t t1 = std::min(T_, t + f.Tc);
+      gx_row0 = off[t];
+      gemm<T>(ctx, off[t1] - off[t], f.x + off[t] * d.I, d.I, 1, f.w.wih_t, f.gx, GH, false,
+              f.w.bias_x.data());
+      ctx.barrier();
+    }
+    FusedStep<T> s;
+    s.t = t;
+    s.M = d.bs[t];
+    s.r_prev = prev_row(d, t);
+    s.r_out = out_row(d, t);
+    s.h_prev = f.train ? f.ws_h + s.r_prev * H : (t == 0 ? f.h0 : f.y + off[t - 1] * H);
+    s.yt = f.y + off[t] * H;
+    s.h_save = f.train ? f.ws_h + s.r_out * H : nullptr;
+    s.gxt = f.gx + (f.blocked ? off[t] - gx_row0 : off[t]) * GH;
+    s.hs = hs;
+    if (f.pack_h && p0 < p1) pack_strips<T, MR>(s.M, H, s.h_prev, hs);
+    for (int64_t p = p0; p < p1; ++p) fused_forward_panel<T, C>(ctx, f, s, p);
+    ctx.barrier();
+  }
+}
+
+template <class T, Cell C>
+void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, const T* c0,
+                   T* y, T* h_n, T* c_n, T* ws) {
+  using Tile = FusedTile<T, C>;
+  constexpr int G = Tile::G, MR = Tile::MR, U = Tile::U, NR = Tile::NR;
+  FUSEDRNN_DEBUG_ASSERT(w.cell == C && w.P == 0 && d.P == 0 && w.H == d.H && w.I == d.I);
+  FUSEDRNN_DEBUG_ASSERT(w.whh_t.nr == NR && w.whh_t.K == d.H);
+  FUSEDRNN_DEBUG_ASSERT(d.T >= 1 && d.bs[0] == d.B && d.off[d.T] == d.N);
+  const int64_t T_ = d.T, B = d.B, H = d.H, GH = G * H, BH = B * H;
+  const Workspace layout{C, d};
+  const bool train = ws != nullptr;
+  T* ws_gates = train ? ws + layout.gates_offset() : nullptr;
+
+  // Where the input projection goes: over the gate region of the workspace when
+  // training (each step overwrites its slice with the activated gates), over the h
+  // slots (training) or y (inference) for an RNN (each step overwrites it with h).
+  // Inference of the gated cells instead projects Tc steps at a time, inside the
+  // parallel region, into a scratch of about 1 MB that stays in cache (a T-step
+  // scratch would be written once and read once, page faults included).  The product
+  // of a block of rows equals that part of the whole product bit for bit, so
+  // inference and training still agree exactly.
+  FusedForward<T> f{w, d, x, h0, y, train};
+  f.ws_aux = train ? ws + layout.aux_offset() : nullptr;
+  f.ws_h = train ? ws + layout.h_offset() : nullptr;
+  f.blocked = !is_rnn(C) && !train;
+  f.Tc = f.blocked ? std::max<int64_t>(1, std::min<int64_t>(T_, (int64_t(1) << 18) / (B * GH)))
+                   : T_;
+  Buffer<T> gx_scratch;
+  if (is_rnn(C)) {
+    f.gx = train ? f.ws_h + BH : y;
+  } else if (train) {
+    f.gx = ws_gates;
+  } else {
+    gx_scratch.reset(f.Tc * B * GH);
+    f.gx = gx_scratch.data();
+  }
+  if (!f.blocked) input_projection(w, d, x, f.gx);
+
+  // LSTM cell states: per step in the workspace ([c_0][c_t ...]) when training, else
+  // one (B, H) state updated in place (rows that have ended keep their last state).
+  Buffer<T> c_state(C == Cell::lstm && !train ? BH : 0);
+  f.c_buf = C == Cell::lstm ? (train ? f.ws_aux : c_state.data()) : nullptr;
+  if (train) std::memcpy(f.ws_h, h0, sizeof(T) * BH);
+  if (C == Cell::lstm) std::memcpy(f.c_buf, c0, sizeof(T) * BH);
+
+  f.panels = (H + U - 1) / U;
+  const int nthreads = threads_for(2.0 * B * GH * H, f.panels);
+  // K slices of about 16 KB of the panel, when more than one row block reuses it.
+  f.KCF = std::max<int64_t>(64, 16384 / (NR * static_cast<int64_t>(sizeof(T))));
+  f.chunked = B > MR && H > f.KCF;
+  Buffer<T> partial(f.chunked ? nthreads * B * NR : 0);
+  f.partial = partial.data();
+  // Each thread copies h_{t-1} into MR-row strips ([k][MR]) at every step, so that a
+  // tile reads its A elements side by side (rows H floats apart, a multiple of 4 KB
+  // for the large H, would alias in the cache).
+  f.strips = (B + MR - 1) / MR;
+  f.pack_h = B > 1;
+  Buffer<T> h_strips(f.pack_h ? nthreads * f.strips * MR * H : 0);
+  f.h_strips = h_strips.data();
+  parallel(nthreads, [&](ThreadCtx& ctx) { fused_forward_thread<T, C>(ctx, f); });
+
+  const int64_t* off = d.off;
+  final_states(d, H, y, [&](int64_t t) { return off[t]; }, h_n);
+  if (C == Cell::lstm) {
+    if (train)
+      final_states(d, H, f.c_buf, [&](int64_t t) { return out_row(d, t); }, c_n);
+    else
+      std::memcpy(c_n, f.c_buf, sizeof(T) * BH);
+  }
+}
+
+}  // namespace FUSEDRNN_ISA
+}  // namespace fusedrnn

@@ -1,0 +1,13 @@
+// The generic instantiation of the fused forward time loop (seq/forward-inl.h).
+// Compiled with the baseline flags of the build only.
+#define FUSEDRNN_ISA generic
+#define FUSEDRNN_VEC_HEADER "simd/vec__generic.h"
+#include "seq/forward-inl.h"
+#include "seq/entries-inl.h"
+
+namespace fusedrnn {
+namespace generic {
+FUSEDRNN_INSTANTIATE_FORWARD_FUSED(float)
+FUSEDRNN_INSTANTIATE_FORWARD_FUSED(double)
+}  // namespace generic
+}  // namespace fusedrnn

@@ -1,0 +1,31 @@
+// The input projection of all steps of one layer-direction, x W_ih^T + biases: one
+// large product before the time loop (the recurrent part is the loop's).
+//
+// Assumes: x (N, I) packed rows, row-major, contiguous; gx (N, G*H); w.wih_t packed by
+// this ISA's pack_b (GEMM panels).
+#pragma once
+
+#include <cstdint>
+
+#include "cpu/threads.h"
+#include "fusedrnn/dims.h"
+#include "fusedrnn/kernels.h"
+#include "gemm/gemm-inl.h"
+#include "seq/shape-inl.h"
+#include "simd/vec.h"
+
+namespace fusedrnn {
+namespace FUSEDRNN_ISA {
+
+// The input projection of all steps: gx (N, G*H) = x W_ih^T + bias_x.
+template <class T>
+void input_projection(const Weights<T>& w, const Dims& d, const T* x, T* gx) {
+  const int64_t M = d.N, N = w.wih_t.N;
+  parallel(threads_for(2.0 * M * N * d.I, (N + GemmShape<T>::NR - 1) / GemmShape<T>::NR +
+                                              (M + GemmShape<T>::MR - 1) / GemmShape<T>::MR),
+           [&](ThreadCtx& ctx) { gemm<T>(ctx, M, x, d.I, 1, w.wih_t, gx, N, false,
+                                         w.bias_x.data()); });
+}
+
+}  // namespace FUSEDRNN_ISA
+}  // namespace fusedrnn

@@ -1,0 +1,38 @@
+// Tile shapes and thread counts of the sequence kernels (seq/*-inl.h): how wide the
+// fused recurrent tiles are, how many rows they take, and how many threads a piece of
+// work is worth.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "cpu/threads.h"
+#include "fusedrnn/cell.h"
+#include "gemm/ukernel-inl.h"
+#include "simd/vec.h"
+
+namespace fusedrnn {
+namespace FUSEDRNN_ISA {
+
+// The fused recurrent tiles hold unit_vectors(c) vectors of hidden units of each of
+// the cell's G gates (an RNN has one gate, so two vectors of units keep the tile wide).
+constexpr int unit_vectors(Cell c) { return is_rnn(c) ? 2 : 1; }
+
+// Rows of the fused forward tile.  With 16 registers an LSTM tile (4 gate vectors per
+// row) takes 3 rows, its B vectors then read from L1 by the FMAs themselves: measured
+// 15% faster than 2 rows on Zen 3 (S2, S4).  Other shapes: as the GEMM's rule.
+constexpr int fused_tile_rows(int nv) {
+  return nv == 4 && kVecRegisters == 16 ? 3 : tile_rows(nv);
+}
+
+// Threads worth using for `flops` of work split into `parts` independent pieces, at
+// least `per_thread` FLOPs each (below about 32K a barrier costs more than it saves).
+inline int threads_for(double flops, int64_t parts, double per_thread = 32768) {
+  int64_t n = static_cast<int64_t>(flops / per_thread);
+  n = std::min<int64_t>(n, parts);
+  n = std::min<int64_t>(n, get_num_threads());
+  return static_cast<int>(std::max<int64_t>(n, 1));
+}
+
+}  // namespace FUSEDRNN_ISA
+}  // namespace fusedrnn
