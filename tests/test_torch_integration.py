@@ -628,7 +628,7 @@ def test_cache_follows_weight_changes(torch, frt, kind):
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_cell", "lstm_cell"])
 def test_writes_bypassing_the_version_counter_need_flatten_parameters(torch, frt, kind,
                                                                        write):
-    """Documents the contract (module docstring, README): writes through ``p.data`` or
+    """Documents the contract (module docstring, docs/pytorch.md): writes through ``p.data`` or
     through a NumPy view are invisible to the cache; ``flatten_parameters()`` is the
     required call after them."""
     ours, twin = _pair(torch, frt, kind)

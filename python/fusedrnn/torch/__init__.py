@@ -11,8 +11,7 @@ kernels, with autograd through a ``torch.autograd.Function``.
     model = frt.replace_rnns(model)     # every torch.nn recurrent module inside, swapped
 
 Threads: ``fusedrnn.set_num_threads`` alone governs the fused kernels;
-``torch.set_num_threads`` governs torch's own operations around them.  See README.md,
-"PyTorch drop-in".
+``torch.set_num_threads`` governs torch's own operations around them.  See docs/pytorch.md.
 
 This module needs PyTorch; ``import fusedrnn`` alone never imports it.
 """

@@ -16,7 +16,7 @@ parameter's storage address and autograd version counter, which every in-place c
 through torch (optimizer steps, ``load_state_dict``, ``with torch.no_grad(): p.add_``)
 advances.  Writes that bypass the counter (``p.data.add_``, writes through
 ``p.detach().numpy()``'s array) are invisible to it: call ``flatten_parameters()``
-after them, as the README says.
+after them, as docs/pytorch.md says.
 """
 
 from __future__ import annotations
