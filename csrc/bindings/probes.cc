@@ -1,0 +1,60 @@
+// Probes of the selected ISA for the tests and the benchmark: the vector activations
+// (exp, sigmoid, tanh) on an array, one thread's float32 FMA peak, and cpu_info as a dict.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>  // cpu_info's lists of ISA names
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "bindings/arrays.h"
+#include "bindings/calls.h"
+#include "cpu/dispatch.h"
+#include "fusedrnn/kernels.h"
+
+namespace fusedrnn::bindings {
+
+py::array activation(const std::string& which, const py::array& x) {
+  int w = which == "exp" ? 0 : which == "sigmoid" ? 1 : which == "tanh" ? 2 : -1;
+  if (w < 0)
+    throw std::invalid_argument("which: expected 'exp', 'sigmoid' or 'tanh', got '" + which +
+                                "'");
+  if (x.ndim() != 1) throw std::invalid_argument("x: expected one dimension");
+  const int64_t n = x.shape(0);
+  if (py::isinstance<py::array_t<float>>(x)) {
+    const float* px = checked<float>(x, "x", {n});
+    auto y = empty<float>({n});
+    float* py_ = y.mutable_data();
+    // Safe without the GIL: x is held by the caller and y is new.
+    py::gil_scoped_release release;
+    fusedrnn::kernels_f32().activation(w, px, py_, n);
+    return std::move(y);
+  }
+  const double* px = checked<double>(x, "x", {n});
+  auto y = empty<double>({n});
+  double* py_ = y.mutable_data();
+  // Safe without the GIL: as above.
+  py::gil_scoped_release release;
+  fusedrnn::kernels_f64().activation(w, px, py_, n);
+  return std::move(y);
+}
+
+double fma_peak(double seconds) {
+  // Safe without the GIL: a register-only loop that touches no Python object.
+  py::gil_scoped_release release;
+  return fusedrnn::kernels_f32().fma_peak(seconds);
+}
+
+py::dict cpu_info_dict() {
+  const auto info = fusedrnn::cpu_info();
+  py::dict d;
+  d["isa"] = info.isa;
+  d["available"] = info.available;
+  d["compiled"] = info.compiled;
+  d["emulated"] = info.emulated;
+  return d;
+}
+
+}  // namespace fusedrnn::bindings

@@ -1,0 +1,209 @@
+// The sequence calls, forward and backward of one layer-direction over a whole sequence
+// (padded (T, B, I) or packed by batch_sizes), and the size of their training workspace:
+// dims_of checks every size the kernels index memory by, then each call checks its
+// arrays, allocates its outputs and runs the kernels with the GIL released.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "bindings/arrays.h"
+#include "bindings/calls.h"
+#include "bindings/packed.h"
+#include "fusedrnn/cell.h"
+#include "fusedrnn/dims.h"
+#include "fusedrnn/kernels.h"
+
+namespace fusedrnn::bindings {
+
+namespace {
+
+// Rows per step (see fusedrnn/dims.h): bs[0..T] and off[0..T], owned here.
+struct Rows {
+  std::vector<int64_t> bs, off;
+};
+
+// The sizes of a sequence call.  Without batch_sizes x is (T, B, I) and every step has
+// B rows; with them (int64 (T,), non-increasing, each >= 1: the rows of each step of a
+// batch sorted by length, longest first) x is (N, I) with N = their sum, packed by step.
+// The kernels index memory by these numbers, so every one is checked here.
+Dims dims_of(const PackedWeights& w, const py::array& x, const py::object& batch_sizes,
+             Rows& rows) {
+  Dims d;
+  d.H = w.hidden_size();
+  d.P = w.proj_size();
+  if (batch_sizes.is_none()) {
+    if (x.ndim() != 3)
+      throw std::invalid_argument("x: expected 3 dimensions (T, B, I), got " + shape_str(x));
+    d.T = x.shape(0);
+    d.B = x.shape(1);
+    d.I = x.shape(2);
+    if (d.T < 1 || d.B < 1)
+      throw std::invalid_argument("x: expected at least one step and one batch row, got " +
+                                  shape_str(x));
+    rows.bs.assign(d.T + 1, d.B);
+  } else {
+    const py::array bs_a = py::cast<py::array>(batch_sizes);
+    if (!py::isinstance<py::array_t<int64_t>>(bs_a) || bs_a.ndim() != 1 || bs_a.shape(0) < 1 ||
+        !(bs_a.flags() & py::array::c_style))
+      throw std::invalid_argument(
+          "batch_sizes: expected a C-contiguous int64 array of shape (T,), T >= 1");
+    if (x.ndim() != 2)
+      throw std::invalid_argument("x: expected 2 dimensions (N, I) with batch_sizes, got " +
+                                  shape_str(x));
+    d.T = bs_a.shape(0);
+    d.I = x.shape(1);
+    const int64_t* p = static_cast<const int64_t*>(bs_a.data());
+    rows.bs.assign(p, p + d.T);
+    rows.bs.push_back(0);
+    d.B = rows.bs[0];
+    int64_t sum = 0;
+    for (int64_t t = 0; t < d.T; ++t) {
+      if (rows.bs[t] < 1 || (t > 0 && rows.bs[t] > rows.bs[t - 1]))
+        throw std::invalid_argument(
+            "batch_sizes: expected non-increasing values >= 1 (rows of each step, longest "
+            "sequence first)");
+      sum += rows.bs[t];
+    }
+    if (sum != x.shape(0))
+      throw std::invalid_argument("x: expected " + std::to_string(sum) +
+                                  " rows (the sum of batch_sizes), got " + shape_str(x));
+  }
+  rows.bs[d.T] = 0;
+  rows.off.assign(d.T + 1, 0);
+  for (int64_t t = 0; t < d.T; ++t) rows.off[t + 1] = rows.off[t] + rows.bs[t];
+  d.N = rows.off[d.T];
+  d.bs = rows.bs.data();
+  d.off = rows.off.data();
+  if (d.I != w.input_size())
+    throw std::invalid_argument("x: expected " + std::to_string(w.input_size()) +
+                                " input features, got " + shape_str(x));
+  return d;
+}
+
+template <class T>
+py::tuple forward_t(const PackedWeights& pw, const py::array& x_a, const py::array& h0_a,
+                    const py::object& c0_o, bool train, const py::object& batch_sizes) {
+  Rows rows;
+  const Dims d = dims_of(pw, x_a, batch_sizes, rows);
+  const bool packed = !batch_sizes.is_none(), lstm = pw.cell() == Cell::lstm;
+  const int64_t Hr = pw.state_size();
+  const T* x = checked_rows<T>(x_a, "x", d, packed, d.I);
+  const T* h0 = checked<T>(h0_a, "h0", {d.B, Hr});
+  const T* c0 = cell_state<T>(c0_o, lstm, d.B, d.H);
+  py::array_t<T> y(rows_shape(d, packed, Hr));
+  auto h_n = empty<T>({d.B, Hr});
+  py::object c_n = py::none();
+  T* pc_n = nullptr;
+  if (lstm) {
+    auto c = empty<T>({d.B, d.H});
+    pc_n = c.mutable_data();
+    c_n = c;
+  }
+  py::object ws = py::none();
+  T* pws = nullptr;
+  if (train) {
+    auto w = empty<T>({fusedrnn::Workspace{pw.cell(), d}.size()});
+    pws = w.mutable_data();
+    ws = w;
+  }
+  T* py_ = y.mutable_data();
+  T* ph = h_n.mutable_data();
+  {
+    // Safe without the GIL: the inputs are kept alive by the caller's references, the
+    // outputs are new arrays that no other thread has seen, and `pw` is immutable.
+    py::gil_scoped_release release;
+    pw.kernels<T>().forward(pw.get<T>(), d, x, h0, c0, py_, ph, pc_n, pws);
+  }
+  return py::make_tuple(y, h_n, c_n, ws);
+}
+
+template <class T>
+py::tuple backward_t(const PackedWeights& pw, const py::array& x_a, const py::array& ws_a,
+                     const py::array& dy_a, const py::object& dh_o, const py::object& dc_o,
+                     const py::object& batch_sizes, bool need_dx) {
+  Rows rows;
+  const Dims d = dims_of(pw, x_a, batch_sizes, rows);
+  const bool packed = !batch_sizes.is_none(), lstm = pw.cell() == Cell::lstm;
+  const int64_t GH = fusedrnn::num_gates(pw.cell()) * d.H, Hr = pw.state_size();
+  const T* x = checked_rows<T>(x_a, "x", d, packed, d.I);
+  const T* ws = checked<T>(ws_a, "workspace", {fusedrnn::Workspace{pw.cell(), d}.size()});
+  const T* dy = checked_rows<T>(dy_a, "dy", d, packed, Hr);
+  const T* dh_n = optional<T>(dh_o, "dh_n", {d.B, Hr});
+  const T* dc_n = optional<T>(dc_o, "dc_n", {d.B, d.H});
+  if (dc_n && !lstm) throw std::invalid_argument("dc_n: only an LSTM has a cell state");
+
+  // need_dx=False: the product dx = dgates W_ih is skipped and dx is None (a first
+  // layer whose input needs no gradient; the other results are unchanged, bit for bit).
+  py::object dx = py::none();
+  T* pdx = nullptr;
+  if (need_dx) {
+    py::array_t<T> a(rows_shape(d, packed, d.I));
+    pdx = a.mutable_data();
+    dx = a;
+  }
+  auto dh0 = empty<T>({d.B, Hr});
+  auto dw_ih = empty<T>({GH, d.I});
+  auto dw_hh = empty<T>({GH, Hr});
+  py::object dc0 = py::none(), db_ih = py::none(), db_hh = py::none(), dw_hr = py::none();
+  T *pdc0 = nullptr, *pdbi = nullptr, *pdbh = nullptr, *pdwr = nullptr;
+  if (lstm) {
+    auto a = empty<T>({d.B, d.H});
+    pdc0 = a.mutable_data();
+    dc0 = a;
+  }
+  if (pw.has_bias()) {
+    auto a = empty<T>({GH});
+    auto b = empty<T>({GH});
+    pdbi = a.mutable_data();
+    pdbh = b.mutable_data();
+    db_ih = a;
+    db_hh = b;
+  }
+  if (d.P) {
+    auto a = empty<T>({d.P, d.H});
+    pdwr = a.mutable_data();
+    dw_hr = a;
+  }
+  T* pdh0 = dh0.mutable_data();
+  T* pdwi = dw_ih.mutable_data();
+  T* pdwh = dw_hh.mutable_data();
+  {
+    // Safe without the GIL: as in forward — inputs held by the caller, outputs new.
+    py::gil_scoped_release release;
+    pw.kernels<T>().backward(pw.get<T>(), d, x, ws, dy, dh_n, dc_n, pdx, pdh0, pdc0, pdwi, pdwh,
+                             pdwr, pdbi, pdbh);
+  }
+  return py::make_tuple(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr);
+}
+
+}  // namespace
+
+py::tuple forward_call(const PackedWeights& w, const py::array& x, const py::array& h0,
+                       const py::object& c0, bool train, const py::object& batch_sizes) {
+  return w.is_f32() ? forward_t<float>(w, x, h0, c0, train, batch_sizes)
+                    : forward_t<double>(w, x, h0, c0, train, batch_sizes);
+}
+
+py::tuple backward_call(const PackedWeights& w, const py::array& x, const py::array& workspace,
+                        const py::array& dy, const py::object& dh_n, const py::object& dc_n,
+                        const py::object& batch_sizes, bool need_dx) {
+  return w.is_f32() ? backward_t<float>(w, x, workspace, dy, dh_n, dc_n, batch_sizes, need_dx)
+                    : backward_t<double>(w, x, workspace, dy, dh_n, dc_n, batch_sizes, need_dx);
+}
+
+int64_t workspace_size(const std::string& cell, int64_t T, int64_t B, int64_t H,
+                       int64_t proj_size, int64_t N) {
+  Dims d;
+  d.T = T;
+  d.B = B;
+  d.H = H;
+  d.P = proj_size;
+  d.N = N < 0 ? T * B : N;
+  return fusedrnn::Workspace{fusedrnn::cell_from_name(cell), d}.size();
+}
+
+}  // namespace fusedrnn::bindings
