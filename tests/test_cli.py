@@ -470,6 +470,20 @@ def test_bench_warns_about_the_load_average(tmp_path):
     assert any("load average 64.00" in w for w in doc["warnings"]), doc["warnings"]
 
 
+def test_bench_load_warning_counts_every_cpu_when_pinned(tmp_path):
+    """The load average is system-wide: a run pinned to one CPU (taskset -c 0) of a
+    4-CPU machine with a load of 0.6 elsewhere has its core free and is not warned;
+    a load of 3.5 leaves it none and is."""
+    pinned = ("import os; os.cpu_count = lambda: 4; os.sched_getaffinity = lambda pid: {0}; "
+              "os.getloadavg = lambda: (LOAD, LOAD, LOAD)")
+    for load, warned in ((0.6, False), (3.5, True)):
+        r = run_cli("bench", "--quick", "--kinds", "rnn", "--rows", "cell", "--min-runs", "1",
+                    "--max-runs", "1", "--budget", "0.01", "--threads", "1",
+                    pre=pinned.replace("LOAD", str(load)), timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert (f"1-min load average {load:.2f} on 4 cores" in r.stdout) == warned, r.stdout
+
+
 def test_no_arguments_prints_help_and_exits_0():
     r = run_cli(timeout=60)
     assert r.returncode == 0, r.stderr

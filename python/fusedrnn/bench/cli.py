@@ -13,8 +13,8 @@ import fusedrnn as fr
 from . import report, table, trust
 from .case import Case
 from .grid import KINDS, MODES, PEERS, QUICK_ROW_NAMES, QUICK_T, ROWS, grid, shapes
-from .machine import (cores, fma_peak, load_average, machine_info, matplotlib_or_none,
-                      missing_peers, set_threads, thread_info, thread_line)
+from .machine import (fma_peak, load_average, machine_info, matplotlib_or_none, missing_peers,
+                      set_threads, system_cores, thread_info, thread_line)
 from .plot import plot
 from .timing import measure, to_json
 
@@ -202,8 +202,8 @@ class Run:
     def warnings(self) -> list:
         counts = self.args.threads
         self.load_end = load_average()
-        load = trust.busy(self.load_start, cores(), max(counts))
-        end = trust.busy(self.load_end, cores(), counts[-1], own=counts[-1])
+        load = trust.busy(self.load_start, system_cores(), max(counts))
+        end = trust.busy(self.load_end, system_cores(), counts[-1], own=counts[-1])
         return trust.warnings(self.results, load + [f"at the end: {w}" for w in end])
 
     def json(self, path, warnings, elapsed) -> None:
@@ -241,7 +241,7 @@ def run(args) -> int:
     r = Run(args)
     _print(report.header(r.info, shapes(args.rows, args.quick), r.peak, args.threads,
                          r.settings, args.wide))
-    _print(trust.warning_block(trust.busy(r.load_start, cores(), max(args.threads))))
+    _print(trust.warning_block(trust.busy(r.load_start, system_cores(), max(args.threads))))
     for n in args.threads:
         r.tables_for(n)
     elapsed = time.perf_counter() - r.started

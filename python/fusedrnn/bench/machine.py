@@ -184,10 +184,9 @@ def fma_peak(seconds: float = 0.2) -> float:
     return float(_core.fma_peak(seconds=seconds))
 
 
-def cores() -> int:
-    """The CPUs this process may run on (its affinity mask where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
+def system_cores() -> int:
+    """Every CPU of the machine: what the (system-wide) load average is measured against,
+    also when this process is pinned to fewer (taskset -c 0 for one-thread figures)."""
     return os.cpu_count() or 1
 
 

@@ -15,7 +15,9 @@ SPREAD_LIMIT = 10.0
 def busy(load, cores: int, threads: int, own: float = 0.0) -> list:
     """The load average says other processes compete for the cores: their load (the 1-min
     load average less `own`, this run's own threads) leaves fewer than `threads` cores
-    free.  load None (no load average on this OS): no warning."""
+    free.  `cores`: every CPU of the machine, since the load average counts them all (a
+    run pinned to one CPU with taskset is not warned about load on the others).  load
+    None (no load average on this OS): no warning."""
     if load is None:
         return []
     others = max(0.0, load - own)
