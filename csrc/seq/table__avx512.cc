@@ -1,31 +1,9 @@
 // The avx512 kernel table (seq/table-inl.h) with the smaller kernels, in one translation
 // unit: weight packing, activations, the cells' one-step kernel, the LSTM projection
-// path and GRU reset_after=False (they share its GEMM code); the fused forward and
-// backward loops are compiled in seq/forward__avx512.cc and seq/backward__avx512.cc.
+// path and GRU reset_after=False (they share its GEMM code), all from
+// seq/table_unit-inl.h; the fused forward and backward loops are compiled in
+// seq/forward__avx512.cc and seq/backward__avx512.cc.
 // Compiled with FUSEDRNN_FLAGS_avx512 (CMakeLists.txt), on this ISA's files only.
 #define FUSEDRNN_ISA avx512
 #define FUSEDRNN_VEC_HEADER "simd/vec__avx512.h"
-#include "seq/entries-inl.h"
-#include "seq/gru_reset_before-inl.h"
-#include "seq/proj-inl.h"
-#include "seq/step-inl.h"
-#include "seq/table-inl.h"
-
-namespace fusedrnn {
-namespace avx512 {
-FUSEDRNN_INSTANTIATE_STEP_FUSED(float)
-FUSEDRNN_INSTANTIATE_STEP_FUSED(double)
-FUSEDRNN_INSTANTIATE_PROJ(float)
-FUSEDRNN_INSTANTIATE_PROJ(double)
-FUSEDRNN_INSTANTIATE_RESET_BEFORE(float)
-FUSEDRNN_INSTANTIATE_RESET_BEFORE(double)
-
-const char kIsaName[] = "avx512";
-extern const KernelTable<float> table_f32;
-extern const KernelTable<double> table_f64;
-// constexpr: constant-initialised, so no start-up code of this ISA runs on import
-// (on a CPU without the ISA it would fault).
-constexpr KernelTable<float> table_f32 = make_table<float>();
-constexpr KernelTable<double> table_f64 = make_table<double>();
-}  // namespace avx512
-}  // namespace fusedrnn
+#include "seq/table_unit-inl.h"
