@@ -16,13 +16,19 @@ from .grid import KINDS, MODES, PEERS, QUICK_ROW_NAMES, QUICK_T, ROWS, grid, sha
 from .machine import (fma_peak, load_average, machine_info, matplotlib_or_none, missing_peers,
                       set_threads, system_cores, thread_info, thread_line)
 from .plot import plot
+from .quant import DTYPES, QUANT_ROWS, QUICK_QUANT_ROWS
 from .timing import measure, to_json
 
 DESCRIPTION = """\
 Time fusedrnn's LSTM/GRU/RNN against the NumPy reference, PyTorch, fusedrnn.torch's drop-in
 torch.nn modules and ONNX Runtime (those three when importable), in one process, the peers
 alternating.  Every ratio is the other code's time / fusedrnn's: > 1 means fusedrnn is
-faster.  Columns, ratios, spread and noise: docs/benchmarks.md."""
+faster.  Columns, ratios, spread and noise: docs/benchmarks.md.
+
+--quant: the quantized rows instead (inference): fusedrnn.quantize_dynamic's int8, float16
+and bfloat16 modules against our float32 module, torch's quantize_dynamic (qint8, float16)
+and ONNX Runtime's DynamicQuantizeLSTM, each time with its max-abs error against our
+float32 output (docs/benchmarks.md, "Quantized rows")."""
 
 
 def names(choices):
@@ -73,6 +79,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="e.g. S1,S2,cell; L2bi (2-layer bidirectional) and len (variable "
                    "lengths) are LSTM rows (default: all)")
     p.add_argument("--modes", type=names(list(MODES)), help="inference,training (default: both)")
+    p.add_argument("--quant", type=names(list(DTYPES)), nargs="?", const=list(DTYPES),
+                   metavar="DTYPE[,DTYPE...]",
+                   help="the quantized tables instead (inference only): our quantized "
+                   f"modules in {','.join(DTYPES)} (default: all three) against our float32 "
+                   "module, torch's quantize_dynamic (qint8, float16) and ONNX Runtime's "
+                   "DynamicQuantizeLSTM, with each one's max-abs error against our float32 "
+                   f"output; rows {','.join(QUANT_ROWS)} (--quick: "
+                   f"{','.join(QUICK_QUANT_ROWS)})")
     p.add_argument("--threads", type=thread_counts, default=[1], metavar="N[,N...]",
                    help="thread counts, one table each: fusedrnn.set_num_threads, "
                    "torch.set_num_threads (the drop-in gets both) and ORT's "
@@ -231,13 +245,17 @@ class Run:
 
 def run(args) -> int:
     """The `bench` command; exit status 1 if a check failed, 2 for --plot without
-    matplotlib."""
+    matplotlib (or an option that --quant does not take)."""
     if args.plot and matplotlib_or_none() is None:
         print("error: --plot needs matplotlib, which is not importable here; install it "
               "(pip install matplotlib, or the package's bench extra: pip install "
               "'fusedrnn[bench]') or drop --plot", file=sys.stderr)
         return 2
     table.set_ascii(not can_print("\u2014\u00b5"))
+    if args.quant:
+        from . import quant_cli  # noqa: PLC0415 -- it imports this module
+
+        return quant_cli.run(args)
     r = Run(args)
     _print(report.header(r.info, shapes(args.rows, args.quick), r.peak, args.threads,
                          r.settings, args.wide))
