@@ -7,6 +7,8 @@ against.  See README.md.
 
 from . import _core, convert, functional, optim, reference
 from .layers import GRU, LSTM, RNN, GRUCell, IncompatibleKeys, LSTMCell, RNNCell, Tape
+from . import quantized  # noqa: E402, I001  (after the layers it quantizes)
+from .quantized import quantize_dynamic
 from .utils import clip_grad_norm
 
 __version__ = "0.1.0"
@@ -21,6 +23,8 @@ __all__ = [
     "Tape",
     "IncompatibleKeys",
     "clip_grad_norm",
+    "quantize_dynamic",
+    "quantized",
     "cpu_info",
     "set_num_threads",
     "get_num_threads",

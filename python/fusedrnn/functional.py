@@ -14,7 +14,7 @@ import numpy as np
 from . import _core
 
 __all__ = ["CELLS", "as_array", "as_dtype", "pack", "packed_rows", "reverse_rows",
-           "sequence_forward", "sequence_backward", "step"]
+           "sequence_forward", "sequence_backward", "step", "quant_pack", "quant_forward"]
 
 #: Kernel cell names and their gate counts.
 CELLS = {
@@ -172,3 +172,34 @@ def sequence_backward(packed, x, workspace, dy, dh_n=None, dc_n=None, *, batch_s
         out["bias_ih"] = db_ih
         out["bias_hh"] = db_hh
     return out
+
+
+# -- quantized inference (fusedrnn.quantized) --------------------------------------------
+#: The storage modes of quantized weights.
+QUANT_MODES = ("int8", "float16", "bfloat16")
+
+
+def quant_pack(cell: str, mode: str, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
+               scale_ih=None, scale_hh=None, weight_hr=None, scale_hr=None):
+    """Pack one layer-direction's quantized weights for the kernels (once per version).
+
+    mode "int8": int8 weights in torch's shapes with float32 per-row scales
+    (``scale_*``, one per output row); "float16": float16 weights; "bfloat16": uint16
+    arrays of bfloat16 bits.  Biases float32 (G*H,) or both None.  ``weight_hr`` (P, H)
+    (and ``scale_hr``): an LSTM's projection.  All C-contiguous.  See
+    docs/quantization.md for the scheme.
+    """
+    if cell not in CELLS:
+        raise ValueError(f"cell: expected one of {sorted(CELLS)}, got {cell!r}")
+    if mode not in QUANT_MODES:
+        raise ValueError(f"mode: expected one of {list(QUANT_MODES)}, got {mode!r}")
+    return _core.QuantWeights(cell, mode, weight_ih, weight_hh, bias_ih, bias_hh, scale_ih,
+                              scale_hh, weight_hr, scale_hr)
+
+
+def quant_forward(weights, x, h0, c0=None, *, batch_sizes=None):
+    """Inference of one quantized layer-direction (weights from quant_pack): float32
+    arrays with the shapes and semantics of ``sequence_forward(..., train=False)``
+    (``batch_sizes``: packed rows).  Returns (y, h_n, c_n); c_n is None except for LSTM.
+    int8 weights: a non-finite value in x, h0 or c0 raises ValueError."""
+    return _core.quant_forward(weights, x, h0, c0, batch_sizes)

@@ -113,3 +113,206 @@ def quant_matmul(qa, qw):
     if qa.dtype != np.int8 or qw.dtype != np.int8:
         raise TypeError("qa, qw: expected int8 arrays")
     return qa.astype(np.int64) @ qw.astype(np.int64).T
+
+
+# ----------------------------------------------------------------------------- layers
+# What follows runs whole quantized layers and cells on top of the functions above and
+# the cell formulas of ``fusedrnn.reference``.  Parameters are the quantized modules'
+# state_dict (``weight_ih_l0`` int8 with ``weight_ih_l0_scale``, or float16, or uint16
+# bfloat16 bits; ``bias_ih_l0`` float32; ...).  The float epilogue, in float32, runs in
+# this order at every step (P(a, W) is one product, dequantized):
+#
+#   P(a, W)  = float32(acc) * (scale_a[b] * scale_w[n]),  acc = quant_matmul(quant(a), q_W)
+#              (16-bit weights: a @ float32(W).T, rounded once to float32)
+#   gx = P(x_t, W_ih) + b_ih;   gh = P(h, W_hh) + b_hh
+#   LSTM:  i, f, g, o = s(gx + gh), tanh for g;  c' = f * c + i * g;  m = o * tanh(c')
+#          h' = m, or with a projection h' = P(m, W_hr) (no bias)
+#   GRU:   r, z = s(gx_r + gh_r), s(gx_z + gh_z)
+#          reset_after:  n = tanh(gx_n + r * gh_n)
+#          reset_before: n = tanh(gx_n + (P(r * h, W_hn) + b_hn))   (r * h quantized per row)
+#          h' = (1 - z) * n + z * h
+#   RNN:   h' = act(gx + gh)
+#
+# The logistic and tanh functions are evaluated in float64 and rounded to float32 (the
+# kernels' vector versions differ from that by a few float32 ulps).
+from .. import reference as _fref  # noqa: E402  (the float cells' schedule helpers)
+
+__all__ += ["weight_mode", "quantized_forward", "quantized_cell"]
+
+_KINDS = {"lstm": 4, "gru": 3, "gru_reset_before": 3, "rnn_tanh": 1, "rnn_relu": 1}
+_ROLES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+
+
+def weight_mode(w):
+    """The mode a stored weight array belongs to: int8 -> "int8", float16 ->
+    "float16", uint16 (bfloat16 bits) -> "bfloat16"."""
+    modes = {np.dtype(np.int8): "int8", np.dtype(np.float16): "float16",
+             np.dtype(np.uint16): "bfloat16"}
+    dt = np.asarray(w).dtype
+    if dt not in modes:
+        raise TypeError(f"weight: expected int8, float16 or uint16 (bfloat16 bits), got {dt}")
+    return modes[dt]
+
+
+class _Weight:
+    """One stored weight matrix and the product P(a, W) of the scheme.
+
+    ``dequantized=True``: the model the quantized one approximates, for checking the
+    wiring: the dequantized weights in float64 (q * scale, or the 16-bit values) and
+    activations that are not quantized, in float64."""
+
+    def __init__(self, w, scale, dequantized):
+        self.mode = weight_mode(w)
+        self.dequantized = dequantized
+        if self.mode == "int8":
+            self.q, self.scale = np.asarray(w), np.asarray(scale, np.float32)
+            wf = self.q.astype(np.float64) * self.scale.astype(np.float64)[:, None]
+        elif self.mode == "float16":
+            wf = np.asarray(w).astype(np.float64)
+        else:
+            wf = from_bfloat16_bits(w).astype(np.float64)
+        self.wf = wf  # the weights' exact values (float64)
+
+    def rows(self, lo, hi):
+        """The product with output rows lo:hi only (per-row scales: a slice of rows)."""
+        out = _Weight.__new__(_Weight)
+        out.mode, out.dequantized, out.wf = self.mode, self.dequantized, self.wf[lo:hi]
+        if self.mode == "int8":
+            out.q, out.scale = self.q[lo:hi], self.scale[lo:hi]
+        return out
+
+    def __call__(self, a):
+        if self.dequantized:
+            return np.asarray(a, np.float64) @ self.wf.T
+        if self.mode != "int8":
+            return (np.asarray(a, np.float64) @ self.wf.T).astype(np.float32)
+        qa, sa = quantize_rows(np.ascontiguousarray(a, np.float32))
+        acc = quant_matmul(qa, self.q)
+        return acc.astype(np.float32) * (sa[:, None] * self.scale[None, :])
+
+
+def _sig(v):
+    return _fref.sigmoid(v.astype(np.float64)).astype(v.dtype)
+
+
+def _tanh(v):
+    return np.tanh(v.astype(np.float64)).astype(v.dtype)
+
+
+def _step(kind, x_t, h, c, w, dt):
+    """One step of every row: (h', c') (c' None except LSTM)."""
+    H = w["weight_hh"].wf.shape[0] // _KINDS[kind]
+    gx = w["weight_ih"](x_t) + w["bias_ih"].astype(dt)
+    b_hh = w["bias_hh"].astype(dt)
+    if kind == "gru_reset_before":
+        gh = w["weight_hh"].rows(0, 2 * H)(h) + b_hh[:2 * H]
+    else:
+        gh = w["weight_hh"](h) + b_hh
+    if kind == "lstm":
+        pre = gx + gh
+        i, f, o = _sig(pre[:, :H]), _sig(pre[:, H:2 * H]), _sig(pre[:, 3 * H:])
+        g = _tanh(pre[:, 2 * H:3 * H])
+        c_new = f * c + i * g
+        m = o * _tanh(c_new)
+        return (m if w["weight_hr"] is None else w["weight_hr"](m)), c_new
+    if kind.startswith("gru"):
+        r = _sig(gx[:, :H] + gh[:, :H])
+        z = _sig(gx[:, H:2 * H] + gh[:, H:2 * H])
+        if kind == "gru":
+            n = _tanh(gx[:, 2 * H:] + r * gh[:, 2 * H:])
+        else:
+            hn = w["weight_hh"].rows(2 * H, 3 * H)(r * h) + b_hh[2 * H:]
+            n = _tanh(gx[:, 2 * H:] + hn)
+        return (1 - z) * n + z * h, None
+    pre = gx + gh
+    return (_tanh(pre) if kind == "rnn_tanh" else np.maximum(pre, 0)), None
+
+
+def _weights(params, suffix, G, H, dequantized, where):
+    w = {}
+    for role in _ROLES:
+        name = role + suffix
+        a = params.get(name)
+        if role.startswith("weight"):
+            w[role] = None if a is None else _Weight(a, params.get(name + "_scale"), dequantized)
+        else:
+            w[role] = np.zeros(G * H, np.float32) if a is None else np.asarray(a, np.float32)
+    if w["weight_ih"] is None or w["weight_hh"] is None:
+        raise ValueError(f"params: {where}: weight_ih{suffix} and weight_hh{suffix} are needed")
+    return w
+
+
+def _direction(kind, x, h0, c0, w, lengths, reverse, dt):
+    T, B = x.shape[:2]
+    times, on = _fref._schedule(T, B, lengths, reverse)
+    y = np.zeros((T, B, h0.shape[-1]), dt)
+    h, c = h0, c0
+    for s in range(T):
+        run = on[s][:, None]
+        h_new, c_new = _step(kind, _fref._gather(x, times[s]), h, c, w, dt)
+        h = np.where(run, h_new, h)  # finished rows keep their state
+        if c is not None:
+            c = np.where(run, c_new, c)
+        _fref._scatter(y, times[s], on[s], h)
+    return y, h, c
+
+
+def quantized_forward(kind, x, hx, params, *, num_layers=1, bidirectional=False, lengths=None,
+                      dequantized=False):
+    """A whole quantized layer, exactly as the scheme computes it (float32 epilogue).
+
+    kind: "lstm", "gru", "gru_reset_before", "rnn_tanh" or "rnn_relu".  x (T, B, I)
+    (time-major); hx as ``fusedrnn.reference.stack_forward``'s (None: zeros; an LSTM's
+    (h0, c0)); params: the quantized module's state_dict (see above); lengths: torch's
+    packed-sequence rule, as the float reference.  Returns (y, h_n, c_n) in float32
+    (c_n None except LSTM), y (T, B, D * H_out), states (L * D, B, ...).
+
+    ``dequantized=True`` runs the same wiring in float64 with the dequantized weights
+    and unquantized activations: it equals ``fusedrnn.reference.stack_forward`` on the
+    dequantized weights (the check that this function wires the cells right).
+    """
+    if kind not in _KINDS:
+        raise ValueError(f"kind: expected one of {list(_KINDS)}, got {kind!r}")
+    G, L, D = _KINDS[kind], num_layers, (2 if bidirectional else 1)
+    dt = np.float64 if dequantized else np.float32
+    x = np.asarray(x, dt)
+    T, B = x.shape[:2]
+    H = np.asarray(params["weight_hh_l0"]).shape[0] // G
+    Hr = np.asarray(params["weight_hr_l0"]).shape[0] if "weight_hr_l0" in params else H
+    h0, c0 = (hx if kind == "lstm" else (hx, None)) if hx is not None else (None, None)
+    h0 = np.zeros((L * D, B, Hr), dt) if h0 is None else np.asarray(h0, dt)
+    if kind == "lstm":
+        c0 = np.zeros((L * D, B, H), dt) if c0 is None else np.asarray(c0, dt)
+    h_n = np.zeros((L * D, B, Hr), dt)
+    c_n = np.zeros((L * D, B, H), dt) if kind == "lstm" else None
+    inp = x
+    for layer in range(L):
+        ys = []
+        for d in range(D):
+            k = layer * D + d
+            suffix = f"_l{layer}" + ("_reverse" if d else "")
+            w = _weights(params, suffix, G, H, dequantized, f"layer {layer}")
+            y, h_n[k], c = _direction(kind, inp, h0[k], None if c0 is None else c0[k], w,
+                                      lengths, d == 1, dt)
+            if c is not None:
+                c_n[k] = c
+            ys.append(y)
+        inp = ys[0] if D == 1 else np.concatenate(ys, axis=-1)
+    return inp, h_n, c_n
+
+
+def quantized_cell(kind, x, hx, params, *, dequantized=False):
+    """One step of a quantized cell: x (B, I); hx None (zeros), h (B, H) or an LSTM's
+    (h, c); params: the quantized cell's state_dict (``weight_ih``, ``weight_ih_scale``,
+    ...).  Returns h' or, for an LSTM, (h', c'), float32 (float64 if ``dequantized``)."""
+    p = {k.replace("weight_ih", "weight_ih_l0", 1).replace("weight_hh", "weight_hh_l0", 1)
+         .replace("bias_ih", "bias_ih_l0", 1).replace("bias_hh", "bias_hh_l0", 1): v
+         for k, v in params.items()}
+    dt = np.float64 if dequantized else np.float32
+    hx3 = None
+    if hx is not None:
+        hx3 = (tuple(np.asarray(t, dt)[None] for t in hx) if kind == "lstm"
+               else np.asarray(hx, dt)[None])
+    _, h_n, c_n = quantized_forward(kind, np.asarray(x, dt)[None], hx3, p,
+                                    dequantized=dequantized)
+    return (h_n[0], c_n[0]) if kind == "lstm" else h_n[0]

@@ -1,0 +1,225 @@
+"""Quantized (inference-only) layers: ``fusedrnn.quantized.LSTM / GRU / RNN``.
+
+Made by ``fusedrnn.quantize_dynamic(layer, dtype)`` from a float layer (or built
+directly with the float layer's constructor arguments plus ``dtype``: the float
+layer's initialisation, then quantized).  Called as the float layers are; the layer x
+direction loop, the rows of ``lengths`` and the reverse direction are the float layers'
+own (``fusedrnn._stack``), each layer-direction one ``functional.quant_forward`` call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as _fn
+from .. import layers as _float
+from .._stack import Direction, Plan, check_lengths, run_layers, split_state
+from ..functional import _to_numpy, as_array, expect_shape
+from ._base import QuantModule, as_mode
+
+__all__ = ["LSTM", "GRU", "RNN"]
+
+_F32 = np.float32
+
+
+class QuantDirection(Direction):
+    """A layer-direction whose packed weights are quantized: inference only."""
+
+    __slots__ = ()
+
+    def forward(self, x, h0, c0, train=False):
+        xd = self.order(x)
+        y, h_n, c_n = _fn.quant_forward(self.packed, xd, h0, c0,
+                                        batch_sizes=self.rows.batch_sizes)
+        return self.order(y), h_n, c_n, xd, None
+
+
+def as_input(value, name):
+    """float32 (float16 converted exactly, float64 rounded to float32: far below the
+    quantization's error) C-contiguous array."""
+    a = _to_numpy(value)
+    if isinstance(a, np.ndarray) and a.dtype == np.float64:
+        a = a.astype(_F32)
+    return as_array(a, name, np.dtype(_F32))
+
+
+def check_finite(a, name):
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name}: non-finite values (NaN or inf) cannot be quantized "
+                         "(int8 mode)")
+
+
+class _QuantRNNBase(QuantModule):
+    _float_cls: type
+
+    @classmethod
+    def _from_float(cls, m, mode):
+        q = cls.__new__(cls)
+        for k in ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
+                  "bidirectional", "proj_size"):
+            object.__setattr__(q, k, getattr(m, k))
+        for k in ("reset_after", "nonlinearity"):
+            if hasattr(m, k):
+                object.__setattr__(q, k, getattr(m, k))
+        q._cell = m._cell
+        q._init_stored(mode, [dict(g) for g in m._groups], dict(m._shapes), m.state_dict())
+        return q
+
+    def _float_module(self):
+        kw = {}
+        if hasattr(self, "reset_after"):
+            kw["reset_after"] = self.reset_after
+        if hasattr(self, "nonlinearity"):
+            kw["nonlinearity"] = self.nonlinearity
+        if self._is_lstm:
+            kw["proj_size"] = self.proj_size
+        return self._float_cls(self.input_size, self.hidden_size, num_layers=self.num_layers,
+                               bias=self.bias, batch_first=self.batch_first,
+                               dropout=self.dropout, bidirectional=self.bidirectional, **kw)
+
+    def __repr__(self):
+        s = f"Quantized{type(self).__name__}({self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            s += f", nonlinearity={self.nonlinearity}"
+        if not getattr(self, "reset_after", True):
+            s += ", reset_after=False"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
+        return s + f", dtype={self.dtype})"
+
+    @property
+    def _D(self):
+        return 2 if self.bidirectional else 1
+
+    @property
+    def _h_out(self):
+        return self.proj_size or self.hidden_size
+
+    def __call__(self, x, hx=None, lengths=None):
+        """Inference: (output, h_n) or, for an LSTM, (output, (h_n, c_n)); float32."""
+        y, state, _ = self.forward(x, hx, lengths=lengths, train=False)
+        return y, state
+
+    def forward(self, x, hx=None, lengths=None, train=False):
+        """As the float layer's ``forward(..., train=False)``: (output, state, None).
+
+        x: float32 (float16 and float64 accepted, rounded to float32), shapes as the
+        float layer's; hx, lengths likewise.  ``train=True`` raises RuntimeError."""
+        if train:
+            self._no_training()
+        xa = as_input(x, "x")
+        if xa.ndim not in (2, 3):
+            raise ValueError("x: expected 3 dimensions "
+                             f"({'B, T' if self.batch_first else 'T, B'}, input_size) or 2 "
+                             f"(T, input_size) for an unbatched sequence, got shape {xa.shape}")
+        if xa.shape[-1] != self.input_size:
+            raise ValueError(f"x: expected input_size {self.input_size} on the last axis, got "
+                             f"shape {xa.shape}")
+        unbatched = xa.ndim == 2
+        layout = "unbatched" if unbatched else ("batch_first" if self.batch_first else "seq")
+        xk = _float._RNNBase._from_layout(xa, layout)
+        T, B = xk.shape[0], xk.shape[1]
+        if T == 0:
+            raise ValueError(f"x: expected at least one time step, got shape {xa.shape}")
+        if lengths is not None:
+            if unbatched:
+                raise ValueError("lengths: not supported for an unbatched (2-D) x; add a batch "
+                                 "axis")
+            lengths = check_lengths(lengths, T, B)
+            if B == 0 or lengths.min() == T:
+                lengths = None
+        int8 = self.dtype == "int8"
+        if int8:
+            check_finite(xk, "x")
+        D, Hr, H = self._D, self._h_out, self.hidden_size
+        LD = self.num_layers * D
+        lead = (LD,) if unbatched else (LD, B)
+        shapes = (lead + (Hr,), lead + (H,))
+        if hx is None:
+            h0 = np.zeros((LD, B, Hr), _F32)
+            c0 = np.zeros((LD, B, H), _F32) if self._is_lstm else None
+        else:
+            parts = []
+            for (v, name), shape in zip(split_state(hx, "hx", self._is_lstm,
+                                                    single=f"an array of shape {shapes[0]}",
+                                                    pair_note=" for an LSTM"), shapes):
+                a = as_input(v, name)
+                expect_shape(a, name, shape)
+                if int8:
+                    check_finite(a, name)
+                parts.append(a)
+            h0 = parts[0].reshape(LD, B, Hr)
+            c0 = parts[1].reshape(LD, B, H) if self._is_lstm else None
+        plan = Plan(T, B, lengths)
+        runs = [QuantDirection(w, plan.rows, k % D == 1) for k, w in enumerate(self._packed)]
+        h_n = np.empty_like(h0)
+        c_n = np.empty_like(c0) if self._is_lstm else None
+
+        def direction(k, layer_in):
+            if B == 0:
+                return np.zeros(layer_in.shape[:-1] + (Hr,), _F32)
+            y, hk, ck, _, _ = runs[k].forward(
+                layer_in, plan.sort(h0[k]), None if c0 is None else plan.sort(c0[k]))
+            h_n[k] = plan.unsort(hk)
+            if c_n is not None:
+                c_n[k] = plan.unsort(ck)
+            return y
+
+        out = run_layers(self.num_layers, D, plan.pack(xk), direction, _float._concat)
+        y = _float._RNNBase._to_layout(plan.unpack(out), layout)
+        h_n = h_n.reshape(shapes[0])
+        state = (h_n, c_n.reshape(shapes[1])) if self._is_lstm else h_n
+        return y, state, None
+
+
+def _build(cls, float_cls, args, kwargs):
+    """The constructor: the float layer's arguments plus ``dtype`` (the weight mode)."""
+    mode = as_mode(kwargs.pop("dtype", "int8"))
+    m = float_cls(*args, **kwargs)
+    q = cls._from_float(m, mode)
+    return q.__dict__
+
+
+class LSTM(_QuantRNNBase):
+    """Quantized torch.nn.LSTM-like layer (inference only; ``proj_size`` included).
+
+    ``LSTM(input_size, hidden_size, ..., dtype="int8", seed=None)``: the float
+    ``fusedrnn.LSTM``'s arguments (its initialisation), weights stored in ``dtype``.
+    Usually made by ``fusedrnn.quantize_dynamic(float_lstm)``."""
+
+    _num_gates = 4
+    _is_lstm = True
+    _float_cls = _float.LSTM
+
+    def __init__(self, *args, **kwargs):
+        self.__dict__.update(_build(LSTM, _float.LSTM, args, kwargs))
+
+
+class GRU(_QuantRNNBase):
+    """Quantized GRU layer (both ``reset_after`` forms), inference only; constructor as
+    ``fusedrnn.GRU``'s plus ``dtype``."""
+
+    _num_gates = 3
+    _float_cls = _float.GRU
+
+    def __init__(self, *args, **kwargs):
+        self.__dict__.update(_build(GRU, _float.GRU, args, kwargs))
+
+
+class RNN(_QuantRNNBase):
+    """Quantized Elman RNN layer (tanh or relu), inference only; constructor as
+    ``fusedrnn.RNN``'s plus ``dtype``."""
+
+    _num_gates = 1
+    _float_cls = _float.RNN
+
+    def __init__(self, *args, **kwargs):
+        self.__dict__.update(_build(RNN, _float.RNN, args, kwargs))
