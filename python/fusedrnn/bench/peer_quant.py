@@ -22,6 +22,8 @@ cell rows ``h_n`` (and ``c_n``)), so that one function measures every error.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from . import peer_ort
@@ -59,7 +61,9 @@ def torch_quantized(case, torch, dtype):
                        for n, a in case.module.state_dict().items()})
     # quantize_dynamic swaps the children of the model it is given, not the model itself
     holder = nn.ModuleDict({"m": m})
-    q = torch.ao.quantization.quantize_dynamic(holder, {cls}, dtype=dtype)["m"]
+    with warnings.catch_warnings():  # torch.ao.quantization's deprecation notice
+        warnings.simplefilter("ignore")
+        q = torch.ao.quantization.quantize_dynamic(holder, {cls}, dtype=dtype)["m"]
     return None if type(q) is cls else q
 
 
@@ -70,6 +74,9 @@ class TorchQuantPeer:
         self.case, self.t, self.module = case, torch, module
         self.x = torch.from_numpy(case.x)
         self.states = tuple(torch.from_numpy(a) for a in case.states0)
+        with warnings.catch_warnings():  # the first call's deprecation notices, once
+            warnings.simplefilter("ignore")
+            self()
 
     def __call__(self) -> dict:
         case = self.case
