@@ -10,7 +10,9 @@ One job per module:
 - timing: the alternating runs, medians, spreads, ratios, the JSON of a line;
 - table: the narrow and --wide tables; report: the header and legend;
 - trust: the warnings (load, spread, training faster than inference);
-- plot: --plot; cli: the `bench` command's options and run.
+- plot: --plot; cli: the `bench` command's options and run;
+- quant, peer_quant, quant_table, quant_cli: `bench --quant`, the quantized rows (our
+  int8/float16/bfloat16 modules, torch's quantize_dynamic, ORT's DynamicQuantizeLSTM).
 
 The names below are the ones the tests and bench/ use; ``grid`` here is the function
 (the module is ``fusedrnn.bench.grid`` to the import system).

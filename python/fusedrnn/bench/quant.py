@@ -20,7 +20,7 @@ import numpy as np
 import fusedrnn as fr
 
 from . import peer_quant
-from .grid import ROWS, Kind, Shape
+from .grid import QUICK_T, ROWS, Kind, Shape
 from .machine import thread_info
 from .timing import _rounds, iqr_pct, time_call
 
@@ -56,8 +56,6 @@ def ours(dtype: str) -> str:
 def quant_shapes(rows=None, quick=False) -> list:
     """The quantized rows named in `rows` (None: QUANT_ROWS, or QUICK_QUANT_ROWS if
     quick); quick cuts T to grid.QUICK_T."""
-    from .grid import QUICK_T  # noqa: PLC0415
-
     names = rows if rows is not None else (QUICK_QUANT_ROWS if quick else QUANT_ROWS)
     bad = [n for n in names if n not in QUANT_ROWS]
     if bad:
