@@ -204,3 +204,16 @@ def test_quant_rejects_an_unknown_dtype():
 def test_quant_is_in_the_help():
     r = run_cli("bench", "--help", timeout=60)
     assert r.returncode == 0 and "--quant" in r.stdout and "DynamicQuantizeLSTM" in r.stdout
+
+
+def test_quant_threads_list_gives_a_table_per_count(tmp_path):
+    path = tmp_path / "bench.json"
+    r = run_cli(*quick_args("--kinds", "rnn", "--rows", "cell", "--quant", "bfloat16",
+                            "--threads", "1,2", "--json", str(path)), timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "== 1 thread: ours 1" in r.stdout and "== 2 threads: ours 2" in r.stdout, r.stdout
+    assert len(table_lines(r.stdout)) == 1  # the same key twice: one line per table
+    assert sum(line.startswith("rnn   cell") for line in r.stdout.splitlines()) == 2
+    doc = json.loads(path.read_text())
+    assert doc["thread_counts"] == [1, 2]
+    assert [x["threads"]["ours"] for x in doc["results"]] == [1, 2]
