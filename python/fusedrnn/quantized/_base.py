@@ -43,14 +43,14 @@ def as_mode(dtype) -> str:
 def quantize_matrix(w, mode):
     """A float weight matrix -> (stored array, float32 per-row scales or None)."""
     if not np.all(np.isfinite(w)):
-        raise ValueError("weights: non-finite values cannot be quantized")
+        raise ValueError("non-finite values cannot be quantized")
     if mode == "int8":
         return quantize_weight(w)
     if mode == "float16":
         with np.errstate(over="ignore"):
             q = np.asarray(w).astype(np.float16)
         if not np.all(np.isfinite(q)):
-            raise ValueError("weights: values beyond float16's range (65504)")
+            raise ValueError("values beyond float16's range (65504)")
         return q, None
     return to_bfloat16_bits(np.asarray(w, np.float32)), None
 
