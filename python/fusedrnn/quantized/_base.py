@@ -198,12 +198,12 @@ class QuantModule:
 
 
 def _stored_value(value, name, shape, dt):
+    if str(getattr(value, "dtype", "")) == "torch.bfloat16":  # its bits (NumPy has no bf16)
+        value = value.detach().cpu().contiguous().view(_torch_int16()).numpy().view(np.uint16)
     try:
         a = _to_numpy(value)
     except Exception as e:  # noqa: BLE001 - e.g. ragged lists
         raise TypeError(f"{name}: expected an array, got {type(value).__name__}") from e
-    if dt == np.uint16 and str(getattr(value, "dtype", "")) == "torch.bfloat16":
-        a = value.detach().cpu().contiguous().view(_torch_int16()).numpy().view(np.uint16)
     if dt == np.int8:
         if a.dtype.kind not in "iu":
             raise TypeError(f"{name}: expected int8 values (integers), got dtype {a.dtype}")

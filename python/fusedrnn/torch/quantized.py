@@ -51,6 +51,13 @@ def _to_tensor(name, a):
     return t.view(torch.bfloat16) if a.dtype == np.uint16 else t
 
 
+def _names(hx):
+    """The names of the input and the state's parts, for messages."""
+    if isinstance(hx, (tuple, list)):
+        return ["input", "hx[0] (h_0)", "hx[1] (c_0)"]
+    return ["input", "hx"]
+
+
 class _QuantBase(nn.Module):
     """The stored weights (``self._fr_q``), state_dict, repr and the inference guard."""
 
@@ -72,6 +79,12 @@ class _QuantBase(nn.Module):
                 f"{self._get_name()}: inference-only (no gradients through quantized weights), "
                 "but an input requires grad; call it under torch.no_grad() or "
                 "torch.inference_mode(), or detach the input")
+
+    def _fr_float32(self, tensors, names):
+        for t, name in zip(tensors, names):
+            if isinstance(t, torch.Tensor) and t.dtype != torch.float32:
+                raise TypeError(f"{self._get_name()}: {name} is {t.dtype}; the quantized "
+                                "modules take torch.float32 tensors (convert with .float())")
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
@@ -153,6 +166,7 @@ class _QuantLayer(_QuantBase):
         parts = [] if hx is None else list(hx) if isinstance(hx, (tuple, list)) else [hx]
         data = input.data if isinstance(input, nn.utils.rnn.PackedSequence) else input
         self._fr_guard([data] + parts)
+        self._fr_float32([data] + parts, _names(hx))
         x, bs, unbatched, sorted_idx = self._fr_input(input, owner, torch.float32)
         D = 2 if self.bidirectional else 1
         L, H = self.num_layers, self.hidden_size
@@ -269,6 +283,7 @@ class _QuantCell(_QuantBase):
             except (TypeError, ValueError, AttributeError, RuntimeError, IndexError):
                 pass  # the checked path below raises the torch-worded error
         owner = self._get_name()
+        self._fr_float32([input] + parts, _names(hx))
         _check_tensor(input, "input", torch.float32, owner)
         if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
             raise ValueError(f"{owner}: input: expected shape (B, {self.input_size}) or "
@@ -287,7 +302,7 @@ class _QuantCell(_QuantBase):
                 states.append(_np(t))
         try:
             out, _ = q.forward(_np(input), None if states is None else
-                               (tuple(states) if is_lstm else states[0]))
+                               (tuple(states) if is_lstm else states[0]), train=False)
         except ValueError as e:
             raise ValueError(f"{owner}: {str(e).replace('x: ', 'input: ', 1)}") from None
         return ((torch.from_numpy(out[0]), torch.from_numpy(out[1])) if is_lstm
