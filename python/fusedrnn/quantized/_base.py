@@ -43,14 +43,14 @@ def as_mode(dtype) -> str:
 def quantize_matrix(w, mode):
     """A float weight matrix -> (stored array, float32 per-row scales or None)."""
     if not np.all(np.isfinite(w)):
-        raise ValueError("weights: non-finite values cannot be quantized")
+        raise ValueError("non-finite values cannot be quantized")
     if mode == "int8":
         return quantize_weight(w)
     if mode == "float16":
         with np.errstate(over="ignore"):
             q = np.asarray(w).astype(np.float16)
         if not np.all(np.isfinite(q)):
-            raise ValueError("weights: values beyond float16's range (65504)")
+            raise ValueError("values beyond float16's range (65504)")
         return q, None
     return to_bfloat16_bits(np.asarray(w, np.float32)), None
 
@@ -198,12 +198,12 @@ class QuantModule:
 
 
 def _stored_value(value, name, shape, dt):
+    if str(getattr(value, "dtype", "")) == "torch.bfloat16":  # its bits (NumPy has no bf16)
+        value = value.detach().cpu().contiguous().view(_torch_int16()).numpy().view(np.uint16)
     try:
         a = _to_numpy(value)
     except Exception as e:  # noqa: BLE001 - e.g. ragged lists
         raise TypeError(f"{name}: expected an array, got {type(value).__name__}") from e
-    if dt == np.uint16 and str(getattr(value, "dtype", "")) == "torch.bfloat16":
-        a = value.detach().cpu().contiguous().view(_torch_int16()).numpy().view(np.uint16)
     if dt == np.int8:
         if a.dtype.kind not in "iu":
             raise TypeError(f"{name}: expected int8 values (integers), got dtype {a.dtype}")

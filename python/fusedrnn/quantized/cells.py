@@ -77,10 +77,11 @@ class _QuantCellBase(QuantModule):
         state, _ = self.forward(x, hx, train=False)
         return state
 
-    def forward(self, x, hx=None, train=False):
+    def forward(self, x, hx=None, train=True):
         """As the float cell's ``forward(..., train=False)``: (state, None).  x: float32
         (float16 and float64 accepted, rounded to float32) (B, input_size) or
-        (input_size,); hx likewise.  ``train=True`` raises RuntimeError."""
+        (input_size,); hx likewise.  ``train=True`` (the float cells' default) raises
+        RuntimeError: pass ``train=False`` or call the cell."""
         if train:
             self._no_training()
         xa = as_input(x, "x")

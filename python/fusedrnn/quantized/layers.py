@@ -108,11 +108,13 @@ class _QuantRNNBase(QuantModule):
         y, state, _ = self.forward(x, hx, lengths=lengths, train=False)
         return y, state
 
-    def forward(self, x, hx=None, lengths=None, train=False):
+    def forward(self, x, hx=None, lengths=None, train=True):
         """As the float layer's ``forward(..., train=False)``: (output, state, None).
 
         x: float32 (float16 and float64 accepted, rounded to float32), shapes as the
-        float layer's; hx, lengths likewise.  ``train=True`` raises RuntimeError."""
+        float layer's; hx, lengths likewise.  The signature is the float layer's, whose
+        default is a training call: ``train=True`` (the default) raises RuntimeError, so
+        pass ``train=False`` (or call the layer)."""
         if train:
             self._no_training()
         xa = as_input(x, "x")

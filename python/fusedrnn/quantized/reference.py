@@ -181,12 +181,21 @@ class _Weight:
             out.q, out.scale = self.q[lo:hi], self.scale[lo:hi]
         return out
 
-    def __call__(self, a):
+    def __call__(self, a, ties=None):
+        """P(a, W); ``ties``: None, or a list that gets the smallest distance of a scaled
+        activation a * inv from a rounding tie (k + 1/2), in quantization steps."""
         if self.dequantized:
             return np.asarray(a, np.float64) @ self.wf.T
         if self.mode != "int8":
             return (np.asarray(a, np.float64) @ self.wf.T).astype(np.float32)
-        qa, sa = quantize_rows(np.ascontiguousarray(a, np.float32))
+        a = np.ascontiguousarray(a, np.float32)
+        qa, sa = quantize_rows(a)
+        if ties is not None and a.size:
+            amax = np.max(np.abs(a), axis=1)
+            with np.errstate(divide="ignore"):
+                inv = np.where(amax > 0, np.float32(127.0) / amax, 0).astype(np.float32)
+            scaled = (a * inv[:, None]).astype(np.float64)
+            ties.append(float(np.min(np.abs(scaled - np.floor(scaled) - 0.5))))
         acc = quant_matmul(qa, self.q)
         return acc.astype(np.float32) * (sa[:, None] * self.scale[None, :])
 
@@ -199,29 +208,30 @@ def _tanh(v):
     return np.tanh(v.astype(np.float64)).astype(v.dtype)
 
 
-def _step(kind, x_t, h, c, w, dt):
-    """One step of every row: (h', c') (c' None except LSTM)."""
+def _step(kind, x_t, h, c, w, dt, ties):
+    """One step of every row: (h', c') (c' None except LSTM).  ties: (for x_t, for h,
+    for what the step computes), each None or the list of quantized_forward's ``ties``."""
     H = w["weight_hh"].wf.shape[0] // _KINDS[kind]
-    gx = w["weight_ih"](x_t) + w["bias_ih"].astype(dt)
+    gx = w["weight_ih"](x_t, ties[0]) + w["bias_ih"].astype(dt)
     b_hh = w["bias_hh"].astype(dt)
     if kind == "gru_reset_before":
-        gh = w["weight_hh"].rows(0, 2 * H)(h) + b_hh[:2 * H]
+        gh = w["weight_hh"].rows(0, 2 * H)(h, ties[1]) + b_hh[:2 * H]
     else:
-        gh = w["weight_hh"](h) + b_hh
+        gh = w["weight_hh"](h, ties[1]) + b_hh
     if kind == "lstm":
         pre = gx + gh
         i, f, o = _sig(pre[:, :H]), _sig(pre[:, H:2 * H]), _sig(pre[:, 3 * H:])
         g = _tanh(pre[:, 2 * H:3 * H])
         c_new = f * c + i * g
         m = o * _tanh(c_new)
-        return (m if w["weight_hr"] is None else w["weight_hr"](m)), c_new
+        return (m if w["weight_hr"] is None else w["weight_hr"](m, ties[2])), c_new
     if kind.startswith("gru"):
         r = _sig(gx[:, :H] + gh[:, :H])
         z = _sig(gx[:, H:2 * H] + gh[:, H:2 * H])
         if kind == "gru":
             n = _tanh(gx[:, 2 * H:] + r * gh[:, 2 * H:])
         else:
-            hn = w["weight_hh"].rows(2 * H, 3 * H)(r * h) + b_hh[2 * H:]
+            hn = w["weight_hh"].rows(2 * H, 3 * H)(r * h, ties[2]) + b_hh[2 * H:]
             n = _tanh(gx[:, 2 * H:] + hn)
         return (1 - z) * n + z * h, None
     pre = gx + gh
@@ -242,14 +252,15 @@ def _weights(params, suffix, G, H, dequantized, where):
     return w
 
 
-def _direction(kind, x, h0, c0, w, lengths, reverse, dt):
+def _direction(kind, x, h0, c0, w, lengths, reverse, dt, ties, x_computed):
     T, B = x.shape[:2]
     times, on = _fref._schedule(T, B, lengths, reverse)
     y = np.zeros((T, B, h0.shape[-1]), dt)
     h, c = h0, c0
     for s in range(T):
         run = on[s][:, None]
-        h_new, c_new = _step(kind, _fref._gather(x, times[s]), h, c, w, dt)
+        t3 = (ties if x_computed else None, ties if s else None, ties)
+        h_new, c_new = _step(kind, _fref._gather(x, times[s]), h, c, w, dt, t3)
         h = np.where(run, h_new, h)  # finished rows keep their state
         if c is not None:
             c = np.where(run, c_new, c)
@@ -258,7 +269,7 @@ def _direction(kind, x, h0, c0, w, lengths, reverse, dt):
 
 
 def quantized_forward(kind, x, hx, params, *, num_layers=1, bidirectional=False, lengths=None,
-                      dequantized=False):
+                      dequantized=False, ties=None):
     """A whole quantized layer, exactly as the scheme computes it (float32 epilogue).
 
     kind: "lstm", "gru", "gru_reset_before", "rnn_tanh" or "rnn_relu".  x (T, B, I)
@@ -270,6 +281,12 @@ def quantized_forward(kind, x, hx, params, *, num_layers=1, bidirectional=False,
     ``dequantized=True`` runs the same wiring in float64 with the dequantized weights
     and unquantized activations: it equals ``fusedrnn.reference.stack_forward`` on the
     dequantized weights (the check that this function wires the cells right).
+
+    ``ties``: None, or a list that gets, for each quantization of an activation the
+    layer computed (not x of the first layer, not h0), the smallest distance of a scaled
+    value from a rounding tie, in quantization steps.  Where it is not tiny, float32
+    rounding differences in the epilogue (the kernels' vector exp/tanh) cannot change a
+    quantized value: the tests compare the kernels with this function on such inputs.
     """
     if kind not in _KINDS:
         raise ValueError(f"kind: expected one of {list(_KINDS)}, got {kind!r}")
@@ -293,7 +310,7 @@ def quantized_forward(kind, x, hx, params, *, num_layers=1, bidirectional=False,
             suffix = f"_l{layer}" + ("_reverse" if d else "")
             w = _weights(params, suffix, G, H, dequantized, f"layer {layer}")
             y, h_n[k], c = _direction(kind, inp, h0[k], None if c0 is None else c0[k], w,
-                                      lengths, d == 1, dt)
+                                      lengths, d == 1, dt, ties, layer > 0)
             if c is not None:
                 c_n[k] = c
             ys.append(y)
@@ -301,18 +318,19 @@ def quantized_forward(kind, x, hx, params, *, num_layers=1, bidirectional=False,
     return inp, h_n, c_n
 
 
-def quantized_cell(kind, x, hx, params, *, dequantized=False):
+def quantized_cell(kind, x, hx, params, *, dequantized=False, ties=None):
     """One step of a quantized cell: x (B, I); hx None (zeros), h (B, H) or an LSTM's
     (h, c); params: the quantized cell's state_dict (``weight_ih``, ``weight_ih_scale``,
     ...).  Returns h' or, for an LSTM, (h', c'), float32 (float64 if ``dequantized``)."""
-    p = {k.replace("weight_ih", "weight_ih_l0", 1).replace("weight_hh", "weight_hh_l0", 1)
-         .replace("bias_ih", "bias_ih_l0", 1).replace("bias_hh", "bias_hh_l0", 1): v
-         for k, v in params.items()}
+    p = {}
+    for k, v in params.items():  # weight_ih -> weight_ih_l0, weight_ih_scale -> ..._l0_scale
+        role = "_".join(k.split("_")[:2])
+        p[role + "_l0" + k[len(role):]] = v
     dt = np.float64 if dequantized else np.float32
     hx3 = None
     if hx is not None:
         hx3 = (tuple(np.asarray(t, dt)[None] for t in hx) if kind == "lstm"
                else np.asarray(hx, dt)[None])
     _, h_n, c_n = quantized_forward(kind, np.asarray(x, dt)[None], hx3, p,
-                                    dequantized=dequantized)
+                                    dequantized=dequantized, ties=ties)
     return (h_n[0], c_n[0]) if kind == "lstm" else h_n[0]

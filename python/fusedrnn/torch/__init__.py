@@ -9,6 +9,7 @@ kernels, with autograd through a ``torch.autograd.Function``.
     import fusedrnn.torch as frt
     lstm = frt.LSTM(128, 256, num_layers=2, batch_first=True)   # as torch.nn.LSTM
     model = frt.replace_rnns(model)     # every torch.nn recurrent module inside, swapped
+    qmodel = frt.quantize_dynamic(model, dtype=torch.qint8)   # inference: int8 weights
 
 Threads: ``fusedrnn.set_num_threads`` alone governs the fused kernels;
 ``torch.set_num_threads`` governs torch's own operations around them.  See docs/pytorch.md.
@@ -38,6 +39,8 @@ from ._modules import (  # noqa: E402
     replace_rnns,
 )
 from ._plan import weight_cache  # noqa: E402
+from . import quantized  # noqa: E402
+from .quantized import quantize_dynamic  # noqa: E402
 
 __all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "replace_rnns",
-           "from_torch", "weight_cache"]
+           "from_torch", "weight_cache", "quantize_dynamic", "quantized"]
