@@ -69,6 +69,9 @@ def test_quant_cli_prints_every_column_and_line(quant_run, torch, onnxruntime):
     assert rnn[at["x ort"]] in DASH and rnn[at["x ti8"]] in DASH and rnn[at["tf16 err"]] in DASH
     assert rnn_cell[at["x ti8"]] not in DASH and rnn_cell[at["ti8 err"]] not in DASH
     assert "peers: ti8" in r.stdout and "DynamicQuantizeLSTM" in r.stdout
+    # the default table fits a 120-column terminal, as the float32 one
+    assert max(len(line) for line in r.stdout.splitlines()
+               if line.split()[:1] in (["kind"], ["lstm"], ["rnn"])) <= 120, r.stdout
 
 
 def test_quant_json_errors_and_checks(quant_run, torch, onnxruntime):
@@ -209,8 +212,10 @@ def test_quant_is_in_the_help():
 def test_quant_threads_list_gives_a_table_per_count(tmp_path):
     path = tmp_path / "bench.json"
     r = run_cli(*quick_args("--kinds", "rnn", "--rows", "cell", "--quant", "bfloat16",
-                            "--threads", "1,2", "--json", str(path)), timeout=60)
+                            "--threads", "1,2", "--json", str(path), "--wide"), timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
+    header = next(line for line in r.stdout.splitlines() if line.startswith("kind"))
+    assert re.search(r"ti8 (\u00b5s|us) +x ti8 +ti8 err", header) and "runs" in header, header
     assert "== 1 thread: ours 1" in r.stdout and "== 2 threads: ours 2" in r.stdout, r.stdout
     assert len(table_lines(r.stdout)) == 1  # the same key twice: one line per table
     assert sum(line.startswith("rnn   cell") for line in r.stdout.splitlines()) == 2

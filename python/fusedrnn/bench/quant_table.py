@@ -20,7 +20,7 @@ from .report import row_lines, wrap
 
 # (title, width, value) of each column; {u}: ms (sequence rows) or µs per call (cells).
 _FIRST = (("kind", 4, "kind"), ("row", 7, "row"), ("dtype", 5, "dtype"),
-          ("ours {u}", 8, "t:ours"), ("err", 7, "err:ours"), ("f32 {u}", 8, f"t:{F32}"),
+          ("ours {u}", 7, "t:ours"), ("err", 7, "err:ours"), ("f32 {u}", 7, f"t:{F32}"),
           ("x f32", 5, f"x:{F32}"))
 #: The default table (fits 120 columns): per peer "x PEER" and "PEER err".
 NARROW = (_FIRST
@@ -36,7 +36,7 @@ WIDE = (_FIRST
                                               f"x:{p}"),
                                              (f"{SHORT[p]} err", len(SHORT[p]) + 4,
                                               f"err:{p}")))
-        + (("spread", 6, "spread"), ("runs", 17, "runs"), ("check", 5, "check")))
+        + (("spread", 6, "spread"), ("runs", 14, "runs"), ("check", 5, "check")))
 _LEFT = 3  # kind, row, dtype left-aligned
 
 
@@ -134,9 +134,9 @@ def header(info: dict, shapes: list, counts: list, dtypes: list, settings,
         v["onnxruntime"] is not None)
     lines += wrap(f"threads: {', '.join(map(str, counts))} (a table each): ", parts, sep="; ")
     lines += row_lines(shapes)
-    lines.append("ours:  fusedrnn.quantize_dynamic(module, dtype), dtype "
-                 + ", ".join(f"{d} ({SHORT_DTYPE[d]})" for d in dtypes)
-                 + "; f32: the float32 module")
+    lines.append("ours:  fusedrnn.quantize_dynamic(module, dtype): "
+                 + ", ".join(f"{SHORT_DTYPE[d]} = {d}" for d in dtypes)
+                 + "; f32: the module itself")
     lines += peer_lines(v)
     peers = ["ours " + "/".join(SHORT_DTYPE[d] for d in dtypes), "f32"]
     peers += ["ti8", "tf16"] * (v["torch"] is not None) + ["ort"] * (v["onnxruntime"] is not None)
@@ -151,7 +151,7 @@ def peer_lines(versions: dict) -> list:
     peers = []
     if versions["torch"] is not None:
         peers += [("ti8", "torch.ao.quantization.quantize_dynamic(m, dtype=torch.qint8) of "
-                   "the torch.nn module; nn.RNN stays float32 there: —"),
+                   f"torch.nn's m (nn.RNN stays float32: {table.NONE})"),
                   ("tf16", "the same with dtype=torch.float16")]
     if versions["onnxruntime"] is not None:
         peers.append(("ort", "ONNX Runtime com.microsoft.DynamicQuantizeLSTM (LSTM only), "
@@ -168,11 +168,12 @@ def legend_lines(wide: bool = False) -> list:
         f"legend: ours: our quantized module's median ({table.CELL_UNIT} per call in the cell "
         "rows); f32: our float32 module on the same weights",
         "        x f32, x PEER = that time / ours time: > 1 means our quantized module is "
-        "faster; — = not installed or no such module",
+        f"faster; {table.NONE} = no such peer",
         "        err = max |output - our float32 output| over y, h_n (and c_n); spread = "
-        "IQR / median of the noisiest peer of the line",
-        f"        check: ok = err <= {LOOSE:g}x the smallest err of the others of its dtype "
-        f"and <= {caps}; PEER! = that peer's err is not",
+        "IQR / median, noisiest peer",
+        f"        check: ok = err <= {LOOSE:g}x the smallest err of the others of its dtype, "
+        f"and <= {caps};",
+        "        PEER! = that peer's err is not",
     ]
     if wide:
         lines.append("        --wide: PEER ms = its median; runs = timed runs of "
