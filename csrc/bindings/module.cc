@@ -15,12 +15,14 @@
 
 #include "bindings/calls.h"
 #include "bindings/packed.h"
+#include "bindings/quant.h"
 #include "cpu/dispatch.h"
 #include "cpu/threads.h"
 #include "fusedrnn/cell.h"
 
 namespace py = pybind11;
 using fusedrnn::bindings::PackedWeights;
+using fusedrnn::bindings::QuantPacked;
 namespace b = fusedrnn::bindings;
 
 // One m.def / class_ per binding, each a few lines with its argument names and
@@ -64,6 +66,33 @@ PYBIND11_MODULE(_core, m) {
         py::arg("H"), py::arg("proj_size") = 0, py::arg("N") = -1,
         "Elements of the training workspace of one layer and direction (N: packed rows, "
         "T * B by default).");
+
+  py::class_<QuantPacked>(m, "QuantWeights",
+                          "One layer-direction's int8 or 16-bit weights, packed for quant_forward.")
+      .def(py::init<const std::string&, const std::string&, const py::array&, const py::array&,
+                    const py::object&, const py::object&, const py::object&, const py::object&,
+                    const py::object&, const py::object&>(),
+           py::arg("cell"), py::arg("mode"), py::arg("weight_ih"), py::arg("weight_hh"),
+           py::arg("bias_ih") = py::none(), py::arg("bias_hh") = py::none(),
+           py::arg("scale_ih") = py::none(), py::arg("scale_hh") = py::none(),
+           py::arg("weight_hr") = py::none(), py::arg("scale_hr") = py::none())
+      .def_property_readonly("cell", &QuantPacked::cell)
+      .def_property_readonly("mode", &QuantPacked::mode)
+      .def_property_readonly("input_size", &QuantPacked::input_size)
+      .def_property_readonly("hidden_size", &QuantPacked::hidden_size)
+      .def_property_readonly("proj_size", &QuantPacked::proj_size)
+      .def_property_readonly("isa", &QuantPacked::isa)
+      .def_property_readonly("has_bias", &QuantPacked::has_bias);
+
+  m.def("quant_forward", &b::quant_forward_call, py::arg("weights"), py::arg("x"), py::arg("h0"),
+        py::arg("c0") = py::none(), py::arg("batch_sizes") = py::none(),
+        "Inference of one layer-direction with quantized weights: (y, h_n, c_n).");
+  m.def("_quantize_rows", &b::quantize_rows_probe, py::arg("a"),
+        "Tests only: the selected ISA's per-row int8 quantizer, (q, scale).");
+  m.def("_quant_matmul", &b::quant_matmul_probe, py::arg("a_q"), py::arg("w_q"),
+        "Tests only: the selected ISA's exact int8 product a_q @ w_q.T as int32.");
+  m.def("_quant_use_vnni", &b::quant_use_vnni_probe, py::arg("mode") = -1,
+        "Tests only: -1 asks, 0 turns off, 1 turns on the AVX-512 VNNI int8 tiles.");
 
   m.def("set_num_threads", &fusedrnn::set_num_threads, py::arg("n"),
         "Threads the kernels use (default: the CPUs this process may run on).");

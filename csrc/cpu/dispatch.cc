@@ -25,6 +25,7 @@ namespace fusedrnn {
   namespace isa {                                \
   extern const KernelTable<float> table_f32;     \
   extern const KernelTable<double> table_f64;    \
+  extern const QuantTable quant_table;           \
   }
 FUSEDRNN_DECLARE_TABLES(generic)
 #if defined(FUSEDRNN_HAVE_X86_KERNELS)
@@ -92,15 +93,19 @@ struct IsaEntry {
   bool (*usable)();
   const KernelTable<float>* f32;
   const KernelTable<double>* f64;
+  const QuantTable* quant;
 };
 
 // Best first.
 const IsaEntry kIsas[] = {
 #if defined(FUSEDRNN_HAVE_X86_KERNELS)
-    {"avx512", kEmulatedAvx512, &has_avx512, &avx512::table_f32, &avx512::table_f64},
-    {"avx2", false, &has_avx2, &avx2::table_f32, &avx2::table_f64},
+    {"avx512", kEmulatedAvx512, &has_avx512, &avx512::table_f32, &avx512::table_f64,
+     &avx512::quant_table},
+    {"avx2", false, &has_avx2, &avx2::table_f32, &avx2::table_f64,
+     &avx2::quant_table},
 #endif
-    {"generic", false, &always, &generic::table_f32, &generic::table_f64},
+    {"generic", false, &always, &generic::table_f32, &generic::table_f64,
+     &generic::quant_table},
 };
 
 const char* const kKnownIsas[] = {"avx512", "avx2", "generic"};
@@ -168,5 +173,6 @@ void use_isa(const std::string& name) { selection().entry.store(&entry_for(name,
 
 const KernelTable<float>& kernels_f32() { return *selection().entry.load()->f32; }
 const KernelTable<double>& kernels_f64() { return *selection().entry.load()->f64; }
+const QuantTable& quant_kernels() { return *selection().entry.load()->quant; }
 
 }  // namespace fusedrnn

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "fusedrnn/kernels.h"
+#include "fusedrnn/quant.h"
 
 namespace fusedrnn {
 
@@ -27,5 +28,6 @@ void use_isa(const std::string& name);
 // The selected tables.
 const KernelTable<float>& kernels_f32();
 const KernelTable<double>& kernels_f64();
+const QuantTable& quant_kernels();  // the selected ISA's quantized kernels
 
 }  // namespace fusedrnn

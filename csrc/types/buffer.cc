@@ -51,5 +51,8 @@ void free_bytes(void* p) { std::free(p); }
 
 template class Buffer<float>;
 template class Buffer<double>;
+template class Buffer<int8_t>;
+template class Buffer<uint16_t>;
+template class Buffer<int32_t>;
 
 }  // namespace fusedrnn

@@ -84,3 +84,55 @@ def fma_peak(seconds: float = 0.2) -> float:
 
 def _use_isa(isa: str) -> None: ...
 def _activation(which: str, x: npt.NDArray[np.floating]) -> np.ndarray: ...
+
+class QuantWeights:
+    """One layer-direction's int8 or 16-bit weights, packed once for quant_forward by the
+    selected ISA's quantized kernels (weights int8 with per-row float32 scales, float16,
+    or uint16 bfloat16 bits; biases float32)."""
+
+    def __init__(
+        self,
+        cell: str,
+        mode: str,
+        weight_ih: np.ndarray,
+        weight_hh: np.ndarray,
+        bias_ih: Optional[npt.NDArray[np.float32]] = None,
+        bias_hh: Optional[npt.NDArray[np.float32]] = None,
+        scale_ih: Optional[npt.NDArray[np.float32]] = None,
+        scale_hh: Optional[npt.NDArray[np.float32]] = None,
+        weight_hr: Optional[np.ndarray] = None,
+        scale_hr: Optional[npt.NDArray[np.float32]] = None,
+    ) -> None: ...
+    @property
+    def cell(self) -> str: ...
+    @property
+    def mode(self) -> str: ...
+    @property
+    def input_size(self) -> int: ...
+    @property
+    def hidden_size(self) -> int: ...
+    @property
+    def proj_size(self) -> int: ...
+    @property
+    def isa(self) -> str: ...
+    @property
+    def has_bias(self) -> bool: ...
+
+def quant_forward(
+    weights: QuantWeights,
+    x: npt.NDArray[np.float32],
+    h0: npt.NDArray[np.float32],
+    c0: Optional[npt.NDArray[np.float32]] = None,
+    batch_sizes: Optional[npt.NDArray[np.int64]] = None,
+) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    """Inference of one layer-direction with quantized weights: (y, h_n, c_n or None), as
+    forward(..., train=False)."""
+
+def _quantize_rows(a: npt.NDArray[np.float32]) -> Tuple[np.ndarray, np.ndarray]:
+    """Tests only: the selected ISA's per-row int8 quantizer, (q int8, scale float32)."""
+
+def _quant_matmul(a_q: npt.NDArray[np.int8], w_q: npt.NDArray[np.int8]) -> np.ndarray:
+    """Tests only: a_q (M, K) @ w_q (N, K).T as int32, through the selected ISA's tiles."""
+
+def _quant_use_vnni(mode: int = -1) -> bool:
+    """Tests only: -1 asks, 0 turns off, 1 turns on the AVX-512 VNNI int8 tiles."""

@@ -53,6 +53,9 @@ void Buffer<T>::reset(int64_t n) {
 }
 extern template class Buffer<float>;
 extern template class Buffer<double>;
+extern template class Buffer<int8_t>;
+extern template class Buffer<uint16_t>;
+extern template class Buffer<int32_t>;
 
 // The B operand of a product C = A * B (B is K x N), packed into column panels of
 // `nr` columns: element (k, n) lives at data[(n / nr) * K * nr + k * nr + n % nr];

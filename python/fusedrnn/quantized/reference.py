@@ -18,7 +18,7 @@ Weights (quantized once, from the float weights):
 Activations (int8 mode; at every call for each row of x, at every step for each row of
 h_{t-1} and of the LSTM projection's input), all in float32:
 ``amax = max(|a|)``; if ``amax == 0`` then ``scale = 0`` and ``q = 0``; otherwise
-``scale = amax / 127`` and ``inv = 127 / amax`` (float32 divisions) and
+``scale = amax / 127`` and ``inv = min(127 / amax, FLT_MAX)`` (float32 divisions) and
 ``q = clip(rint(a * inv), -127, 127)`` (float32 product, round half to even).
 
 Products: ``acc[b, n] = sum_k qa[b, k] * qw[n, k]`` exactly in integers, then
@@ -60,7 +60,7 @@ def quantize_rows(a):
 
     ``a``: float32 (M, K), finite. Returns ``(q, scale)``: ``q`` int8 (M, K), ``scale``
     float32 (M,). Per row: ``amax = max|a|``; ``amax == 0`` gives scale 0 and q 0; else
-    ``scale = amax / 127``, ``inv = 127 / amax`` (float32 divisions) and
+    ``scale = amax / 127``, ``inv = min(127 / amax, FLT_MAX)`` (float32 divisions) and
     ``q = clip(rint(a * inv), -127, 127)`` (float32 product, round half to even).
     """
     a = np.asarray(a)
@@ -77,7 +77,7 @@ def quantize_rows(a):
     inv = np.zeros(a.shape[0], np.float32)
     with np.errstate(divide="ignore", over="ignore"):
         scale[nz] = amax[nz] / np.float32(127.0)
-        inv[nz] = np.float32(127.0) / amax[nz]
+        inv[nz] = np.minimum(np.float32(127.0) / amax[nz], np.finfo(np.float32).max)
     prod = (a * inv[:, None]).astype(np.float32)
     q = np.clip(np.rint(prod), -127, 127).astype(np.int8)
     return q, scale
