@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _qbounds import assert_within, layer_bounds
+from _qbounds import assert_within, layer_bounds, stack_bounds, step_bounds
 from _qutil import KINDS, no_ties
 from _util import make_layer
 
@@ -161,3 +161,54 @@ def test_end_to_end_error_within_the_derived_bound(kind):
     if lstm:
         assert_within(state[1][0], cbox, "int8 c_n")
     assert ((ybox[1] - ybox[0]) / 2).max() < 0.5  # a bound that says something
+
+
+@pytest.mark.parametrize("kind,kw", [("lstm", dict(num_layers=2, bidirectional=True, proj_size=5)),
+                                     ("gru", dict(num_layers=2, bidirectional=True)),
+                                     ("gru_reset_before", dict(num_layers=2))])
+def test_stacked_error_within_the_derived_bound(kind, kw):
+    T, B, I, H = 3, 2, 10, 12
+    m = make_layer(kind, I, H, seed=6, **kw)
+    q = fr.quantize_dynamic(m)
+    params = {n: a.astype(np.float64) for n, a in m.state_dict().items()}
+    params.update({n: a for n, a in q.state_dict().items() if n.endswith("_scale")})
+    x = np.random.default_rng(9).normal(size=(T, B, I)).astype(np.float32)
+    LD, Hr = (kw["num_layers"] * (2 if kw.get("bidirectional") else 1), kw.get("proj_size") or H)
+    h0 = np.zeros((LD, B, Hr))
+    c0 = np.zeros((LD, B, H)) if kind == "lstm" else None
+    box = stack_bounds(kind, x, h0, c0, params, kw["num_layers"], kw.get("bidirectional", False))
+    assert_within(q(x)[0], box, "int8 y")
+    floats = {n: a for n, a in params.items() if not n.endswith("_scale")}
+    y64, _, _, _ = ref.stack_forward(kind, x.astype(np.float64), None, floats,
+                                     num_layers=kw["num_layers"],
+                                     bidirectional=kw.get("bidirectional", False))
+    assert_within(y64, box, "float64 y")
+    assert ((box[1] - box[0]) / 2).max() < 0.5  # a bound that says something
+
+
+@pytest.mark.parametrize("kind", KINDS + ["lstm_proj"])
+def test_every_step_within_the_one_step_bound(kind):
+    """Along a whole sequence, each step of the kernels from their own previous state
+    lies within the one-step bound around the float64 step from that state (the states
+    of step t: the layer's final states on the prefix x[:t])."""
+    P = 4 if kind == "lstm_proj" else 0
+    kind = kind.replace("_proj", "")
+    T, B, I, H = 5, 3, 20, 16
+    m = make_layer(kind, I, H, seed=4, **({"proj_size": P} if P else {}))
+    q = fr.quantize_dynamic(m)
+    p = {n.replace("_l0", ""): a.astype(np.float64) for n, a in m.state_dict().items()}
+    p.update({n.replace("_l0", ""): a for n, a in q.state_dict().items() if n.endswith("_scale")})
+    p.setdefault("weight_hr", None)
+    x = np.random.default_rng(10).normal(size=(T, B, I)).astype(np.float32)
+    lstm = kind == "lstm"
+    h = np.zeros((B, P or H), np.float32)
+    c = np.zeros((B, H), np.float32) if lstm else None
+    for t in range(1, T + 1):
+        _, state = q(x[:t])
+        h1, c1 = (state[0][0], state[1][0]) if lstm else (state[0], None)
+        hbox, cbox = step_bounds(kind, (x[t - 1],) * 2, (h.astype(np.float64),) * 2,
+                                 None if c is None else (c.astype(np.float64),) * 2, p)
+        assert_within(h1, hbox, f"int8 h at step {t}")
+        if lstm:
+            assert_within(c1, cbox, f"int8 c at step {t}")
+        h, c = h1, c1
