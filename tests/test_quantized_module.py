@@ -234,3 +234,17 @@ def test_int8_error_against_float32_is_small():
         m = make_layer(kind, 32, 64, seed=9)
         err = np.abs(fr.quantize_dynamic(m)(x)[0] - m(x)[0]).max()
         assert 1e-4 < err < 0.05, (kind, err)
+
+
+def test_pickle_and_deepcopy():
+    import copy  # noqa: PLC0415
+    import pickle  # noqa: PLC0415
+
+    x = np.random.default_rng(0).normal(size=(4, 2, 3)).astype(np.float32)
+    for mode in ("int8", "bfloat16"):
+        q = fr.quantize_dynamic(fr.LSTM(3, 5, num_layers=2, proj_size=2, seed=0), mode)
+        for other in (copy.deepcopy(q), pickle.loads(pickle.dumps(q))):
+            assert repr(other) == repr(q) and not other.weight_hh_l1.flags.writeable
+            assert np.array_equal(other(x)[0], q(x)[0])
+    c = fr.quantize_dynamic(fr.GRUCell(3, 4, seed=0))
+    assert np.array_equal(pickle.loads(pickle.dumps(c))(x[0]), c(x[0]))

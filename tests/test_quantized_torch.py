@@ -233,3 +233,24 @@ def test_bad_input(torch, frt):
         c(torch.zeros(1, 4))
     with pytest.raises(TypeError, match=r"hx: expected a tuple"):
         c(torch.zeros(1, 2), torch.zeros(1, 3))
+
+
+def test_constructors_copies_and_save(torch, frt):
+    import io  # noqa: PLC0415
+
+    torch.manual_seed(5)
+    q = frt.quantized.GRU(3, 4, num_layers=2, dtype=torch.float16)
+    assert repr(q) == "QuantizedGRU(3, 4, num_layers=2, dtype=torch.float16)"
+    m = torch.nn.RNNCell(3, 4, nonlinearity="relu")
+    c = frt.quantized.RNNCell.from_float(m)
+    assert repr(c) == "QuantizedRNNCell(3, 4, nonlinearity=relu, dtype=torch.qint8)"
+    with pytest.raises(TypeError, match="module: expected a torch.nn.LSTM"):
+        frt.quantized.LSTM.from_float(torch.nn.Linear(2, 2))
+    x = torch.randn(5, 2, 3)
+    model = torch.nn.Sequential(q)
+    buf = io.BytesIO()
+    torch.save(model, buf)
+    buf.seek(0)
+    for other in (copy.deepcopy(model), torch.load(buf, weights_only=False)):
+        assert torch.equal(other(x)[0], model(x)[0])
+    assert torch.equal(c(x[0]), torch.relu(c(x[0])))
