@@ -117,17 +117,42 @@ def step_bounds(kind, x, h, c, p):
     return _f(act, pre), None
 
 
-def layer_bounds(kind, x, h0, c0, p):
-    """Boxes of a single-layer, single-direction run over x (T, B, I) (padded, exact
-    inputs) from h0, c0 (exact): (y_lo, y_hi), (h_n box), (c_n box or None)."""
+def layer_bounds(kind, x, h0, c0, p, x_hi=None):
+    """Boxes of a single-direction layer run over x (T, B, I) (padded) from exact h0, c0:
+    (y box, h_n box, c_n box or None).  ``x_hi``: x is then the box (x, x_hi)."""
     h = (h0, h0)
     c = None if c0 is None else (c0, c0)
+    x_hi = x if x_hi is None else x_hi
     ys_lo, ys_hi = [], []
     for t in range(x.shape[0]):
-        h, c = step_bounds(kind, (x[t], x[t]), h, c, p)
+        h, c = step_bounds(kind, (x[t], x_hi[t]), h, c, p)
         ys_lo.append(h[0])
         ys_hi.append(h[1])
     return (np.stack(ys_lo), np.stack(ys_hi)), h, c
+
+
+def stack_bounds(kind, x, h0, c0, params, num_layers=1, bidirectional=False):
+    """Boxes of a stacked (padded) layer: params has the float weights and the scales
+    under the quantized state_dict's names; h0, c0 (L*D, B, ...) exact.  Returns the box
+    of y (T, B, D*H_out)."""
+    D = 2 if bidirectional else 1
+    lo = hi = np.asarray(x, np.float64)
+    for layer in range(num_layers):
+        outs = []
+        for d in range(D):
+            k = layer * D + d
+            sfx = f"_l{layer}" + ("_reverse" if d else "")
+            p = {}
+            for role in ("weight_ih", "weight_hh", "weight_hr", "bias_ih", "bias_hh"):
+                p[role] = params.get(role + sfx)
+                p[role + "_scale"] = params.get(role + sfx + "_scale")
+            xl, xh = (lo[::-1], hi[::-1]) if d else (lo, hi)
+            (ylo, yhi), _, _ = layer_bounds(kind, xl, h0[k], None if c0 is None else c0[k], p,
+                                            x_hi=xh)
+            outs.append((ylo[::-1], yhi[::-1]) if d else (ylo, yhi))
+        lo = np.concatenate([o[0] for o in outs], axis=-1)
+        hi = np.concatenate([o[1] for o in outs], axis=-1)
+    return lo, hi
 
 
 def assert_within(v, box, what):

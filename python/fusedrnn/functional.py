@@ -203,3 +203,9 @@ def quant_forward(weights, x, h0, c0=None, *, batch_sizes=None):
     (``batch_sizes``: packed rows).  Returns (y, h_n, c_n); c_n is None except for LSTM.
     int8 weights: a non-finite value in x, h0 or c0 raises ValueError."""
     return _core.quant_forward(weights, x, h0, c0, batch_sizes)
+
+
+#: quant_forward's compiled function itself, positional (weights, x, h0, c0): the
+#: quantized cells' per-step path, which pays for no Python call.  It checks its
+#: arguments (TypeError / ValueError naming them) and converts nothing.
+quant_forward_unchecked = _core.quant_forward

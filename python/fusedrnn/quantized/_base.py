@@ -126,6 +126,16 @@ class QuantModule:
         object.__setattr__(self, "_params", frozen)
         object.__setattr__(self, "_packed", packed)
 
+    def __getstate__(self):  # pickle and copy.deepcopy: the arrays, repacked on load
+        state = dict(self.__dict__)
+        state.pop("_packed", None)
+        return state
+
+    def __setstate__(self, state):
+        params = state.pop("_params")
+        self.__dict__.update(state)
+        self._set_stored(params)  # freezes copies and packs them for this process's ISA
+
     # -- parameters --------------------------------------------------------------------
     def __setattr__(self, name, value):
         params = self.__dict__.get("_params")

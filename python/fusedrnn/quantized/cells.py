@@ -2,9 +2,9 @@
 
 One step per call, as the float cells.  The per-step path is lean: a batched
 C-contiguous float32 x (B, I) and states of the right shapes go straight to the
-kernel (``functional.quant_forward`` with T = 1, which checks shapes and finiteness
-itself); anything else, or an error, takes the checked path (conversions, worded
-errors).
+kernel (``functional.quant_forward_unchecked`` with T = 1, which checks shapes, dtypes
+and finiteness itself); anything else, or an error, takes the checked path
+(conversions, worded errors).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ __all__ = ["LSTMCell", "GRUCell", "RNNCell"]
 _F32 = np.dtype(np.float32)
 _ndarray = np.ndarray
 _zeros = np.zeros
+_qcall = _fn.quant_forward_unchecked
 
 
 class _QuantCellBase(QuantModule):
@@ -60,7 +61,10 @@ class _QuantCellBase(QuantModule):
 
     def __call__(self, x, hx=None):
         """One step (inference): h' or, for an LSTMCell, (h', c'); float32."""
-        if type(x) is _ndarray and x.ndim == 2 and x.dtype == _F32:
+        # The per-step path: a batched x and states that need no conversion go straight to
+        # the kernel, which checks them; anything else (or an error) takes the checked
+        # path below, which converts or raises the worded error.
+        if type(x) is _ndarray:
             try:
                 if hx is None:
                     h = _zeros((x.shape[0], self.hidden_size), _F32)
@@ -69,11 +73,10 @@ class _QuantCellBase(QuantModule):
                     h, c = hx
                 else:
                     h, c = hx, None
-                if type(h) is _ndarray and (c is None or type(c) is _ndarray):
-                    _, h1, c1 = _fn.quant_forward(self._packed[0], x[None], h, c)
-                    return (h1, c1) if c is not None else h1
-            except (TypeError, ValueError):
-                pass  # the checked path below raises the worded error
+                _, h1, c1 = _qcall(self._packed[0], x[None], h, c)
+                return h1 if c is None else (h1, c1)
+            except (TypeError, ValueError, IndexError):
+                pass
         state, _ = self.forward(x, hx, train=False)
         return state
 
