@@ -222,3 +222,12 @@ def test_quant_threads_list_gives_a_table_per_count(tmp_path):
     doc = json.loads(path.read_text())
     assert doc["thread_counts"] == [1, 2]
     assert [x["threads"]["ours"] for x in doc["results"]] == [1, 2]
+
+
+@pytest.mark.parametrize("ratio, text", [(0.874, "0.87"), (12.34, "12.3"), (294.31, "294"),
+                                         (None, quant_table.table.NONE)])
+def test_ratios_fit_their_columns(ratio, text):
+    m = SimpleNamespace(speedup=lambda peer, dtype: ratio)
+    line = object.__new__(quant_table._Line)
+    line.m, line.d = m, "int8"
+    assert line.x("torch_int8") == text and len(text) <= 5

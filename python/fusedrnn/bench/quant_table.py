@@ -89,7 +89,10 @@ class _Line:
 
     def x(self, peer):
         v = self.m.speedup(peer, self.d)
-        return f"{v:.2f}" if v is not None else table.NONE
+        if v is None:
+            return table.NONE
+        # three significant digits in at most 5 characters: 0.87, 12.3, 294
+        return f"{v:.0f}" if v >= 99.95 else f"{v:.1f}" if v >= 9.995 else f"{v:.2f}"
 
     def err(self, peer):
         return error_text(self.m.errors.get(peer))
