@@ -21,33 +21,7 @@ import fusedrnn
 from fusedrnn import _core
 from fusedrnn.quantized import reference as Q
 
-CELLS = ["lstm", "gru", "gru_reset_before", "rnn_tanh", "rnn_relu"]
-MODES = ["int8", "float16", "bfloat16"]
-GATES = {"lstm": 4, "gru": 3, "gru_reset_before": 3, "rnn_tanh": 1, "rnn_relu": 1}
-
-
-def _kernels():
-    out = []
-    for isa in fusedrnn.cpu_info()["available"]:
-        out.append(isa)
-        if isa == "avx512":
-            out.append("avx512-novnni")  # the vpmaddwd tiles, as on a CPU without VNNI
-    return out
-
-
-@pytest.fixture(params=_kernels())
-def kernel(request):
-    before = fusedrnn.cpu_info()["isa"]
-    vnni_before = None
-    name = request.param
-    _core._use_isa(name.split("-")[0])
-    if name.startswith("avx512"):
-        vnni_before = _core._quant_use_vnni()
-        _core._quant_use_vnni(0 if name.endswith("novnni") else 1)
-    yield name
-    if vnni_before is not None:
-        _core._quant_use_vnni(1 if vnni_before else 0)
-    _core._use_isa(before)
+from _quant import CELLS, F32, F64, MODES, kernel, make_weights  # noqa: F401 (fixture)
 
 
 # ---- probes ---------------------------------------------------------------------------
@@ -126,41 +100,9 @@ def test_probe_argument_checks():
 
 # ---- quant_forward against the scheme --------------------------------------------------
 
-F32, F64 = np.float32, np.float64
-
 
 def _sigmoid(v):
     return 1.0 / (1.0 + np.exp(-v))
-
-
-def make_weights(cell, mode, I, H, P=0, bias=True, seed=0):
-    """(kwargs of _core.QuantWeights, spec for ref_step) from random float32 weights."""
-    rng = np.random.default_rng(seed)
-    G, Hr = GATES[cell], (P or H)
-    k = 1.0 / np.sqrt(H)
-    raw = {"ih": rng.uniform(-k, k, (G * H, I)).astype(F32),
-           "hh": rng.uniform(-k, k, (G * H, Hr)).astype(F32)}
-    if P:
-        raw["hr"] = rng.uniform(-k, k, (P, H)).astype(F32)
-    kw, spec = {}, {"mode": mode, "cell": cell, "H": H, "P": P}
-    for name, w in raw.items():
-        if mode == "int8":
-            q, s = Q.quantize_weight(w)
-            kw["weight_" + name], kw["scale_" + name] = q, s
-            spec[name] = (q, s)
-            spec[name + "_deq"] = q.astype(F64) * s.astype(F64)[:, None]
-        elif mode == "float16":
-            kw["weight_" + name] = w.astype(np.float16)
-            spec[name + "_deq"] = w.astype(np.float16).astype(F64)
-        else:
-            kw["weight_" + name] = Q.to_bfloat16_bits(w)
-            spec[name + "_deq"] = Q.from_bfloat16_bits(Q.to_bfloat16_bits(w)).astype(F64)
-    if bias:
-        kw["bias_ih"] = rng.uniform(-k, k, G * H).astype(F32)
-        kw["bias_hh"] = rng.uniform(-k, k, G * H).astype(F32)
-    spec["b_ih"] = kw.get("bias_ih", np.zeros(G * H, F32)).astype(F64)
-    spec["b_hh"] = kw.get("bias_hh", np.zeros(G * H, F32)).astype(F64)
-    return kw, spec
 
 
 def _prod(spec, name, a, rows=slice(None)):
@@ -351,126 +293,3 @@ def test_threads_give_identical_results(kernel, restore_threads, cell, mode):
     for a, b in zip(one, two):
         if a is not None:
             np.testing.assert_array_equal(a, b)
-
-
-# ---- bad input ------------------------------------------------------------------------
-
-
-def _good(cell="lstm", mode="int8", I=4, H=3, P=0):
-    kw, _ = make_weights(cell, mode, I, H, P=P, seed=1)
-    return kw
-
-
-@pytest.mark.parametrize("change,err,match", [
-    (dict(cell="lsmt"), ValueError, "cell: expected one of"),
-    (dict(mode="int4"), ValueError, "mode: expected one of"),
-    (dict(weight_ih=np.zeros((12, 4), np.float32)), TypeError, "weight_ih: expected dtype int8"),
-    (dict(weight_hh=np.zeros((12, 3), np.int16)), TypeError, "weight_hh: expected dtype int8"),
-    (dict(weight_ih=np.zeros((12,), np.int8)), ValueError, "weight_ih: expected a 2-D array"),
-    (dict(weight_ih=np.zeros((10, 4), np.int8)), ValueError, r"weight_ih: expected \(4 \* hidden"),
-    (dict(weight_hh=np.zeros((12, 4), np.int8)), ValueError, r"weight_hh: expected shape \(12, 3\)"),
-    (dict(weight_ih=np.zeros((4, 12), np.int8).T), ValueError, "weight_ih: expected a C-contig"),
-    (dict(weight_ih=np.full((12, 4), -128, np.int8)), ValueError, "weight_ih: int8 weights must"),
-    (dict(weight_ih=np.zeros((4, 133001), np.int8)), ValueError, "weight_ih: at most 133000"),
-    (dict(scale_ih=None), ValueError, "scale_ih: required in int8 mode"),
-    (dict(scale_hh=np.ones(11, np.float32)), ValueError, r"scale_hh: expected shape \(12,\)"),
-    (dict(scale_hh=np.ones(12, np.float64)), TypeError, "scale_hh: expected dtype float32"),
-    (dict(scale_ih=np.zeros(12, np.float32)), ValueError, "scale_ih: expected finite, positive"),
-    (dict(scale_ih=np.full(12, -1, np.float32)), ValueError, "scale_ih: expected finite, pos"),
-    (dict(scale_hh=np.full(12, np.nan, np.float32)), ValueError, "scale_hh: expected finite"),
-    (dict(scale_hh=np.full(12, np.inf, np.float32)), ValueError, "scale_hh: expected finite"),
-    (dict(bias_ih=None), ValueError, "bias_ih, bias_hh: give both or neither"),
-    (dict(bias_hh=np.zeros(12, np.float64)), TypeError, "bias_hh: expected dtype float32"),
-    (dict(bias_ih=np.zeros(11, np.float32)), ValueError, r"bias_ih: expected shape \(12,\)"),
-    (dict(scale_hr=np.ones(2, np.float32)), ValueError, "scale_hr: given without weight_hr"),
-])
-def test_quant_weights_bad_arguments(change, err, match):
-    kw = _good()
-    cell = change.pop("cell", "lstm")
-    mode = change.pop("mode", "int8")
-    kw.update(change)
-    with pytest.raises(err, match=match):
-        _core.QuantWeights(cell, mode, **kw)
-
-
-def test_quant_weights_bad_16bit_and_projection_arguments():
-    kw = _good(mode="float16")
-    with pytest.raises(ValueError, match="scale_ih: only int8 weights have scales"):
-        _core.QuantWeights("lstm", "float16", scale_ih=np.ones(12, np.float32), **kw)
-    bad = dict(kw, weight_ih=kw["weight_ih"].astype(">f2"))
-    with pytest.raises(TypeError, match="weight_ih: expected dtype float16"):
-        _core.QuantWeights("lstm", "float16", **bad)
-    with pytest.raises(TypeError, match=r"weight_ih: expected dtype uint16 \(bfloat16 bits\)"):
-        _core.QuantWeights("lstm", "bfloat16", **kw)
-    kw = _good(P=2)
-    with pytest.raises(ValueError, match="scale_hr: required in int8 mode"):
-        _core.QuantWeights("lstm", "int8", **dict(kw, scale_hr=None))
-    with pytest.raises(ValueError, match=r"weight_hr: expected shape \(proj_size, 3\)"):
-        _core.QuantWeights("lstm", "int8", **dict(kw, weight_hr=np.zeros((2, 4), np.int8)))
-    kw = _good(cell="gru")
-    with pytest.raises(ValueError, match="weight_hr: only an LSTM has a projection"):
-        _core.QuantWeights("gru", "int8", weight_hr=np.zeros((2, 3), np.int8),
-                           scale_hr=np.ones(2, np.float32), **kw)
-
-
-@pytest.mark.parametrize("mode", MODES)
-def test_quant_forward_bad_arguments(mode):
-    qw = _core.QuantWeights("lstm", mode, **_good(mode=mode))
-    x = np.zeros((2, 3, 4), F32)
-    h0 = np.zeros((3, 3), F32)
-    with pytest.raises(TypeError, match="x: expected dtype float32"):
-        _core.quant_forward(qw, x.astype(F64), h0, h0)
-    with pytest.raises(ValueError, match="x: expected 4 input features"):
-        _core.quant_forward(qw, np.zeros((2, 3, 5), F32), h0, h0)
-    with pytest.raises(ValueError, match=r"x: expected 3 dimensions"):
-        _core.quant_forward(qw, np.zeros((3, 4), F32), h0, h0)
-    with pytest.raises(ValueError, match=r"h0: expected shape \(3, 3\)"):
-        _core.quant_forward(qw, x, np.zeros((2, 3), F32), h0)
-    with pytest.raises(TypeError, match="h0: expected dtype float32"):
-        _core.quant_forward(qw, x, h0.astype(F64), h0)
-    with pytest.raises(ValueError, match="c0: required for an LSTM"):
-        _core.quant_forward(qw, x, h0)
-    with pytest.raises(ValueError, match="batch_sizes: expected non-increasing"):
-        _core.quant_forward(qw, np.zeros((4, 4), F32), h0, h0,
-                            batch_sizes=np.array([1, 3], np.int64))
-    with pytest.raises(ValueError, match=r"x: expected 6 rows \(the sum of batch_sizes\)"):
-        _core.quant_forward(qw, np.zeros((5, 4), F32), h0, h0,
-                            batch_sizes=np.array([3, 3], np.int64))
-    g = _core.QuantWeights("gru", mode, **_good(cell="gru", mode=mode))
-    with pytest.raises(ValueError, match="c0: only an LSTM has a cell state"):
-        _core.quant_forward(g, x, h0, h0)
-
-
-@pytest.mark.parametrize("where", ["x", "h0", "c0"])
-@pytest.mark.parametrize("bad", [np.nan, np.inf])
-def test_quant_forward_refuses_non_finite_in_int8(kernel, where, bad):
-    qw = _core.QuantWeights("lstm", "int8", **_good())
-    args = {"x": np.zeros((2, 3, 4), F32), "h0": np.zeros((3, 3), F32),
-            "c0": np.zeros((3, 3), F32)}
-    args[where][-1, -1] = bad
-    with pytest.raises(ValueError, match="x, h0 or c0: non-finite values"):
-        _core.quant_forward(qw, args["x"], args["h0"], args["c0"])
-
-
-def test_relu_overflow_is_reported_not_garbage(kernel):
-    # A relu RNN whose state overflows to inf cannot quantize it at the next step.
-    H = 4
-    kw = dict(weight_ih=np.full((H, 1), 127, np.int8), weight_hh=np.full((H, H), 127, np.int8),
-              scale_ih=np.full(H, 1e30, np.float32), scale_hh=np.full(H, 1e30, np.float32))
-    qw = _core.QuantWeights("rnn_relu", "int8", **kw)
-    with pytest.raises(ValueError, match="non-finite"):
-        _core.quant_forward(qw, np.ones((3, 1, 1), F32), np.zeros((1, H), F32))
-
-
-def test_weights_keep_the_isa_that_packed_them():
-    isas = fusedrnn.cpu_info()["available"]
-    before = fusedrnn.cpu_info()["isa"]
-    try:
-        _core._use_isa(isas[-1])
-        qw = _core.QuantWeights("gru", "int8", **_good(cell="gru"))
-        _core._use_isa(isas[0])
-        assert qw.isa == isas[-1]
-        y, _, _ = _core.quant_forward(qw, np.ones((2, 1, 4), F32), np.zeros((1, 3), F32))
-        assert np.all(np.isfinite(y))
-    finally:
-        _core._use_isa(before)

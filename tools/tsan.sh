@@ -89,6 +89,7 @@ status=0
 run_tsan "$PY" -m pytest -q -p no:cacheprovider --capture=sys -x \
     "$root/tests/test_threads.py" "$root/tests/test_robustness.py" \
     "$root/tests/test_kernels.py" "$root/tests/test_kernels_rows.py" \
+    "$root/tests/test_quant_kernels.py" \
     -k "(thread or concurrent or fork or load_state_dict) and not torch" 2>&1 | tee "$log" || status=$?
 if grep -q "WARNING: ThreadSanitizer" "$log"; then
   echo "tsan.sh: ThreadSanitizer reported (see above)" >&2

@@ -30,6 +30,7 @@
 #include "quant/pack-inl.h"
 #include "quant/quantize-inl.h"
 #include "quant/tile-inl.h"
+#include "gemm/ukernel-inl.h"
 #include "seq/rows-inl.h"
 #include "seq/shape-inl.h"
 #include "simd/macros.h"
@@ -40,6 +41,8 @@ namespace fusedrnn {
 namespace FUSEDRNN_ISA {
 
 constexpr int kQMaxNr = 4 * Vec<float>::width;
+// Rows of x from which the input projection converts 16-bit panels to float32 first.
+constexpr int64_t kConvertRows = 8;
 
 // The A operand of a product: quantized rows (int8 mode: `q` in `form`, K4 elements a
 // row, scales `scale`) or float rows (16-bit mode: `f`, stride lda).
@@ -61,8 +64,9 @@ FUSEDRNN_INLINE void panel_rows(QuantMode mode, const QPanels& w, int64_t p, int
   alignas(64) float tf[kQRows * kQMaxNr];
   const int nr = w.nr;
   FUSEDRNN_DEBUG_ASSERT(nr <= kQMaxNr);
-  for (int64_t m0 = 0; m0 < M; m0 += kQRows) {
-    const int m = static_cast<int>(std::min<int64_t>(kQRows, M - m0));
+  const int rows = mode == QuantMode::int8 ? kQRows : kW16Rows;
+  for (int64_t m0 = 0; m0 < M; m0 += rows) {
+    const int m = static_cast<int>(std::min<int64_t>(rows, M - m0));
     if (mode == QuantMode::int8) {
       qtile_i8(m, w, p, a.form, a.q + m0 * a.lda * a.abytes, a.lda, ti);
       const float* sw = w.scale.data() + p * nr;
@@ -91,6 +95,7 @@ struct QForward {
   float* gx = nullptr;   // Tc steps of the input projection
   float* c = nullptr;    // LSTM cell state (B, H), updated in place
   float* mid = nullptr;  // (B, H): LSTM o * tanh(c) before W_hr; GRU reset_before r * h
+  float* wconv = nullptr;  // per thread: one W_ih panel in float32 (16-bit weights)
   char* qbuf = nullptr;  // per thread: quantized rows (B x K4max) ...
   float* sbuf = nullptr;  // ... and their scales (B)
   std::atomic<int>* status = nullptr;
@@ -116,30 +121,64 @@ inline bool quantize_a(const QForward& f, int rank, int64_t M, int64_t K, const 
   return quantize_rows_to(M, K, a, lda, out.form, q, K4, s);
 }
 
-// The input projection of packed rows [r0, r1) into gx (+ bias_x), this thread's panels.
-inline void q_project(const QForward& f, int rank, int size, int64_t r0, int64_t r1) {
+// Converts panel p of 16-bit weights to float32 (the float GEMM's packed panel layout).
+inline void w16_panel_to_f32(const QPanels& w, int64_t p, bool bf16, float* out) {
   constexpr int W = Vec<float>::width;
+  const int64_t n = w.K * w.nr;  // a multiple of W
+  const uint16_t* h = w.h.data() + p * n;
+  if (bf16)
+    for (int64_t i = 0; i < n; i += W) w16_vec<true>(h + i).store(out + i);
+  else
+    for (int64_t i = 0; i < n; i += W) w16_vec<false>(h + i).store(out + i);
+}
+
+// The input projection of packed rows [r0, r1) into gx (+ bias_x), this thread's panels.
+// 16-bit weights with enough rows: each panel converted once to float32 (f.wconv, this
+// thread's), then the float kernels' register tiles; else the quantized tiles.
+template <Cell C>
+void q_project(const QForward& f, int rank, int size, int64_t r0, int64_t r1) {
+  constexpr int W = Vec<float>::width, NV = num_gates(C) * unit_vectors(C);
+  // Rows of the converted tiles: kW16Chains sets of MR x NV accumulators beside NV weight
+  // vectors and a broadcast.
+  constexpr int MR = (kVecRegisters - NV - 1) / (kW16Chains * NV) < 1
+                         ? 1
+                         : (kVecRegisters - NV - 1) / (kW16Chains * NV);
   using V = Vec<float>;
   const QPanels& pw = f.w.wih;
-  const int64_t H = f.d.H, GH = pw.G * H;
+  FUSEDRNN_DEBUG_ASSERT(pw.nr == NV * W);
+  const int64_t H = f.d.H, GH = pw.G * H, R = r1 - r0;
   const int U = pw.U;
   QA a = f.ax;
   if (a.q) a.q += r0 * a.lda * a.abytes, a.scale += r0;
   if (a.f) a.f += r0 * a.lda;
+  // Row b of the block, its vector v (gate v / UV, units p * U + (v % UV) * W...).
+  auto store = [&](int64_t p, int64_t b, int v, V pre) {
+    const int gi = v / (U / W);
+    const int64_t u = p * U + (v % (U / W)) * W, col = gi * H + u;
+    const int n = static_cast<int>(std::min<int64_t>(W, H - u));
+    if (n > 0)
+      store_n(pre + load_n<V>(f.w.bias_x.data() + col, n), f.gx + b * GH + col, n);
+  };
   int64_t p0, p1;
   split(pw.panels, rank, size, p0, p1);
-  for (int64_t p = p0; p < p1; ++p)
-    panel_rows(f.w.mode, pw, p, r1 - r0, a, [&](int64_t b, const float* pre) {
-      float* g = f.gx + b * GH;
-      for (int gi = 0; gi < pw.G; ++gi)
-        for (int uv = 0; uv < U / W; ++uv) {
-          const int64_t u = p * U + uv * W, col = gi * H + u;
-          const int n = static_cast<int>(std::min<int64_t>(W, H - u));
-          if (n <= 0) break;
-          store_n(V::load(pre + gi * U + uv * W) + load_n<V>(f.w.bias_x.data() + col, n),
-                  g + col, n);
-        }
-    });
+  const bool convert = f.w.mode != QuantMode::int8 && R >= kConvertRows;
+  float* wf = convert ? f.wconv + static_cast<int64_t>(rank) * pw.K * pw.nr : nullptr;
+  for (int64_t p = p0; p < p1; ++p) {
+    if (convert) {
+      w16_panel_to_f32(pw, p, f.w.mode == QuantMode::bfloat16, wf);
+      for (int64_t m0 = 0; m0 < R; m0 += MR)
+        // kW16Chains accumulator sets: the sums of qtile_w16, bit for bit.
+        tile_rows_dispatch<float, MR, NV, kW16Chains>(
+            static_cast<int>(std::min<int64_t>(MR, R - m0)), pw.K, a.f + m0 * a.lda, a.lda, 1,
+            wf, [&](int r, const V* acc) {
+              for (int v = 0; v < NV; ++v) store(p, m0 + r, v, acc[v]);
+            });
+    } else {
+      panel_rows(f.w.mode, pw, p, R, a, [&](int64_t b, const float* pre) {
+        for (int v = 0; v < NV; ++v) store(p, b, v, V::load(pre + v * W));
+      });
+    }
+  }
 }
 
 template <Cell C>
@@ -162,7 +201,7 @@ void quant_forward_thread(ThreadCtx& ctx, const QForward& f) {
     if (t % f.Tc == 0) {
       const int64_t t1 = std::min(d.T, t + f.Tc);
       row0 = d.off[t];
-      q_project(f, rank, size, d.off[t], d.off[t1]);
+      q_project<C>(f, rank, size, d.off[t], d.off[t1]);
       ctx.barrier();
     }
     const int64_t M = d.bs[t];
@@ -236,7 +275,7 @@ QuantStatus quant_forward(const QuantWeights& w, const Dims& d, const float* x, 
   FUSEDRNN_DEBUG_ASSERT(w.cell == C && w.H == d.H && w.I == d.I && w.P == d.P);
   FUSEDRNN_DEBUG_ASSERT(d.T >= 1 && d.bs[0] == d.B && d.off[d.T] == d.N);
   const int64_t B = d.B, H = d.H, GH = num_gates(C) * H, Hr = d.P ? d.P : H;
-  QForward f{w, d, h0, y, 0, 0, 0, QA{}, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+  QForward f{w, d, h0, y, 0, 0, 0, QA{}, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
   f.Hr = Hr;
   f.K4max = (std::max(Hr, H) + 3) / 4 * 4;
   f.Tc = std::max<int64_t>(1, std::min<int64_t>(d.T, (int64_t(1) << 18) / (B * GH)));
@@ -269,6 +308,8 @@ QuantStatus quant_forward(const QuantWeights& w, const Dims& d, const float* x, 
   Buffer<float> sbuf(int64_t(nthreads) * B);
   f.qbuf = reinterpret_cast<char*>(qbuf.data());
   f.sbuf = sbuf.data();
+  Buffer<float> wconv(w.mode != QuantMode::int8 ? int64_t(nthreads) * w.wih.K * w.wih.nr : 0);
+  f.wconv = wconv.data();
   std::atomic<int> status{0};
   f.status = &status;
   parallel(nthreads, [&](ThreadCtx& ctx) { quant_forward_thread<C>(ctx, f); });

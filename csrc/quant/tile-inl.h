@@ -31,7 +31,11 @@
 namespace fusedrnn {
 namespace FUSEDRNN_ISA {
 
-constexpr int kQRows = FUSEDRNN_QUANT_ISA == 1 ? 2 : 4;
+constexpr int kQRows = FUSEDRNN_QUANT_ISA == 2 ? 4 : 2;
+// 16-bit tiles: accumulator sets over k and rows.  (Two sets, to have 8 FMA chains in
+// flight in a one-row tile, measured no faster on Zen 4 and cost rows.)
+constexpr int kW16Chains = 1;
+constexpr int kW16Rows = kQRows;
 
 inline int64_t load_i64(const void* p) {
   int64_t v;
@@ -74,6 +78,15 @@ inline AForm quant_a_form() {
 #else
   return quant_use_vnni(-1) ? AForm::u8 : AForm::i16;
 #endif
+}
+
+// Passes over the panel's columns, PV vectors at a time (fewer for the last).
+template <int PV, class Pass>
+FUSEDRNN_INLINE void column_passes(int nr, int W, Pass&& pass) {
+  for (int c0 = 0; c0 < nr; c0 += PV * W) {
+    const int nv = (nr - c0) / W < PV ? (nr - c0) / W : PV;
+    with_rows<PV>(nv, [&](auto NV) { pass(NV, c0); });
+  }
 }
 
 // ---- int8 tiles -----------------------------------------------------------------------
@@ -186,15 +199,6 @@ __attribute__((target("avx512vnni"), noinline)) void vnni_pass(
 }
 #endif
 
-// Passes over the panel's columns, PV vectors at a time (fewer for the last).
-template <int PV, class Pass>
-FUSEDRNN_INLINE void column_passes(int nr, int W, Pass&& pass) {
-  for (int c0 = 0; c0 < nr; c0 += PV * W) {
-    const int nv = (nr - c0) / W < PV ? (nr - c0) / W : PV;
-    with_rows<PV>(nv, [&](auto NV) { pass(NV, c0); });
-  }
-}
-
 inline void qtile_i8(int m, const QPanels& w, int64_t p, AForm form, const void* a, int64_t lda,
                      int32_t* out) {
   FUSEDRNN_DEBUG_ASSERT(m >= 1 && m <= kQRows && w.nr % kQW == 0);
@@ -248,86 +252,78 @@ inline float bf16_to_float(uint16_t h) {
   return f;
 }
 
-#if FUSEDRNN_QUANT_ISA == 0
+// One vector of 16-bit weights (Vec<float>::width of them) as float32.
 template <bool kBf16>
-inline void qtile_w16(int m, const QPanels& w, int64_t p, const float* a, int64_t lda,
-                      float* out) {
-  const int nr = w.nr;
-  const int64_t K = w.K;
-  const uint16_t* pb = w.h.data() + p * K * nr;
-  for (int r = 0; r < m; ++r) {
-    float* o = out + r * nr;
-    for (int j = 0; j < nr; ++j) o[j] = 0.0f;
-    for (int64_t k = 0; k < K; ++k) {
-      const float ak = a[r * lda + k];
-      const uint16_t* bk = pb + k * nr;
-      for (int j = 0; j < nr; ++j)
-        o[j] = std::fma(ak, kBf16 ? bf16_to_float(bk[j]) : half_to_float(bk[j]), o[j]);
-    }
-  }
-}
-#else
+FUSEDRNN_INLINE Vec<float> w16_vec(const uint16_t* p) {
+  using V = Vec<float>;
 #if FUSEDRNN_QUANT_ISA == 1
-using QF = __m256;
-template <bool kBf16>
-FUSEDRNN_INLINE QF w16_load(const uint16_t* p) {
   const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
   if constexpr (kBf16)
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    return V{_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16))};
   else
-    return _mm256_cvtph_ps(h);
-}
-FUSEDRNN_INLINE QF qf_fma(float a, QF b, QF c) { return _mm256_fmadd_ps(_mm256_set1_ps(a), b, c); }
-FUSEDRNN_INLINE QF qf_zero() { return _mm256_setzero_ps(); }
-FUSEDRNN_INLINE void qf_store(float* p, QF v) { _mm256_storeu_ps(p, v); }
-#else
-using QF = __m512;
-template <bool kBf16>
-FUSEDRNN_INLINE QF w16_load(const uint16_t* p) {
+    return V{_mm256_cvtph_ps(h)};
+#elif FUSEDRNN_QUANT_ISA == 2
   const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   if constexpr (kBf16)
-    return _mm512_castsi512_ps(
-        _mm512_maskz_slli_epi32(kAllLanes16, _mm512_maskz_cvtepu16_epi32(kAllLanes16, h), 16));
+    return V{_mm512_castsi512_ps(
+        _mm512_maskz_slli_epi32(kAllLanes16, _mm512_maskz_cvtepu16_epi32(kAllLanes16, h), 16))};
   else
-    return _mm512_maskz_cvtph_ps(kAllLanes16, h);  // (maskz forms: see kAllLanes16)
-}
-FUSEDRNN_INLINE QF qf_fma(float a, QF b, QF c) { return _mm512_fmadd_ps(_mm512_set1_ps(a), b, c); }
-FUSEDRNN_INLINE QF qf_zero() { return _mm512_setzero_ps(); }
-FUSEDRNN_INLINE void qf_store(float* p, QF v) { _mm512_storeu_ps(p, v); }
+    return V{_mm512_maskz_cvtph_ps(kAllLanes16, h)};  // (maskz forms: see kAllLanes16)
+#else
+  float f[V::width];
+  for (int i = 0; i < V::width; ++i) f[i] = kBf16 ? bf16_to_float(p[i]) : half_to_float(p[i]);
+  return V::load(f);
 #endif
-constexpr int kFW = sizeof(QF) / 4;
+}
 
+// M rows x NV vectors from column c0: the float GEMM tile's arithmetic (gemm/ukernel-inl.h,
+// tile_product with kW16Chains accumulator sets: set p sums k = p, p + P, ... by fma, the
+// k's past the last whole group go to set 0, then the sets are added in order), so a
+// row's sums are the same bits as the float tiles' on the converted weights.
 template <bool kBf16, int M, int NV>
 FUSEDRNN_INLINE void w16_pass(int64_t K, const float* a, int64_t lda, const uint16_t* pb, int nr,
                               int c0, float* out) {
-  QF acc[M][NV];
-  for (int r = 0; r < M; ++r)
-    for (int v = 0; v < NV; ++v) acc[r][v] = qf_zero();
-  const uint16_t* bp = pb + c0;
-  for (int64_t k = 0; k < K; ++k) {
-    QF b[NV];
-    for (int v = 0; v < NV; ++v) b[v] = w16_load<kBf16>(bp + k * nr + v * kFW);
+  using V = Vec<float>;
+  constexpr int W = V::width, P = kW16Chains;
+  V s[P][M][NV];
+  for (int p = 0; p < P; ++p)
     for (int r = 0; r < M; ++r)
-      for (int v = 0; v < NV; ++v) acc[r][v] = qf_fma(a[r * lda + k], b[v], acc[r][v]);
-  }
+      for (int v = 0; v < NV; ++v) s[p][r][v] = V::zero();
+  const uint16_t* bp = pb + c0;
+  auto step = [&](int p, int64_t k) {
+    V b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = w16_vec<kBf16>(bp + k * nr + v * W);
+    for (int r = 0; r < M; ++r) {
+      const V av = V::set1(a[r * lda + k]);
+      for (int v = 0; v < NV; ++v) s[p][r][v] = fma(av, b[v], s[p][r][v]);
+    }
+  };
+  int64_t k = 0;
+  for (; k + P <= K; k += P)
+    for (int p = 0; p < P; ++p) step(p, k + p);
+  for (; k < K; ++k) step(0, k);
   for (int r = 0; r < M; ++r)
-    for (int v = 0; v < NV; ++v) qf_store(out + r * nr + c0 + v * kFW, acc[r][v]);
+    for (int v = 0; v < NV; ++v) {
+      V t = s[0][r][v];
+      for (int p = 1; p < P; ++p) t = t + s[p][r][v];
+      t.store(out + r * nr + c0 + v * W);
+    }
 }
 
 template <bool kBf16>
 inline void qtile_w16(int m, const QPanels& w, int64_t p, const float* a, int64_t lda,
                       float* out) {
-  FUSEDRNN_DEBUG_ASSERT(m >= 1 && m <= kQRows && w.nr % kFW == 0);
+  constexpr int W = Vec<float>::width;
+  FUSEDRNN_DEBUG_ASSERT(m >= 1 && m <= kW16Rows && w.nr % W == 0);
   const int nr = w.nr;
   const int64_t K = w.K;
   const uint16_t* pb = w.h.data() + p * K * nr;
-  with_rows<kQRows>(m, [&](auto M) {
-    column_passes<4>(nr, kFW, [&](auto NV, int c0) {
+  with_rows<kW16Rows>(m, [&](auto M) {
+    column_passes<4>(nr, W, [&](auto NV, int c0) {
       w16_pass<kBf16, decltype(M)::value, decltype(NV)::value>(K, a, lda, pb, nr, c0, out);
     });
   });
 }
-#endif
 
 }  // namespace FUSEDRNN_ISA
 }  // namespace fusedrnn
