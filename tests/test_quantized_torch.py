@@ -40,6 +40,13 @@ def test_at_least_as_close_to_float32_as_torch_int8(torch, frt, kind, shape):
     assert isinstance(ours[0], getattr(frt.quantized, kind))
     assert type(theirs[0]).__module__.startswith("torch.ao.nn.quantized")
     assert 0 < e_ours <= e_torch, (e_ours, e_torch)
+    # float16 weights: the same rounding of the same weights as torch's float16 mode
+    ours16 = frt.quantize_dynamic(model, dtype=torch.float16)
+    theirs16 = _torch_quantize(torch, model, {getattr(nn, kind)}, torch.float16)
+    with torch.no_grad():
+        e16 = (ours16(x)[0] - y32).abs().max().item()
+        e16_torch = (theirs16(x)[0] - y32).abs().max().item()
+    assert 0 < e16 <= 1.01 * e16_torch + 1e-6, (e16, e16_torch)
 
 
 @pytest.mark.parametrize("kind", ["LSTMCell", "GRUCell"])
