@@ -197,12 +197,12 @@ class QuantModule:
         return m
 
     def backward(self, *args, **kwargs):
-        raise RuntimeError(_INFERENCE_ONLY.format(name=f"{type(self).__name__}.backward",
+        raise RuntimeError(_INFERENCE_ONLY.format(name=f"Quantized{type(self).__name__}.backward",
                                                   what="backward"))
 
     def _no_training(self):
         raise RuntimeError(_INFERENCE_ONLY.format(
-            name=f"{type(self).__name__}.forward(train=True)", what="training forward"))
+            name=f"Quantized{type(self).__name__}.forward(train=True)", what="training forward"))
 
     def _options_repr(self):
         return f"dtype={self.dtype}"
