@@ -57,9 +57,8 @@ def _check_layer(q, kind, T, B, lengths=None, hx=False, unbatched=False):
 
     _, ((x, h0, c0), (y_r, h_r, c_r)) = no_ties(run)
     if unbatched:
-        x, y_r = x[:, 0], y_r[:, 0]
-        h0, c0, h_r = (None if h0 is None else h0[:, 0]), (None if c0 is None else c0[:, 0]), h_r[:, 0]
-        c_r = None if c_r is None else c_r[:, 0]
+        x, h0, c0, y_r, h_r, c_r = (None if a is None else a[:, 0]
+                                    for a in (x, h0, c0, y_r, h_r, c_r))
     elif q.batch_first:
         x, y_r = x.transpose(1, 0, 2).copy(), y_r.transpose(1, 0, 2)
     hx_in = None if h0 is None else ((h0, c0) if kind == "lstm" else h0)
