@@ -93,7 +93,7 @@ struct QForward {
   int64_t Hr = 0, Tc = 0, K4max = 0;
   QA ax;             // x, all rows (quantized before the region in int8 mode)
   float* gx = nullptr;   // Tc steps of the input projection
-  float* c = nullptr;    // LSTM cell state (B, H), updated in place
+  float* c = nullptr;    // LSTM cell state (B, H), updated in place (c_n)
   float* mid = nullptr;  // (B, H): LSTM o * tanh(c) before W_hr; GRU reset_before r * h
   float* wconv = nullptr;  // per thread: one W_ih panel in float32 (16-bit weights)
   char* qbuf = nullptr;  // per thread: quantized rows (B x K4max) ...
@@ -279,43 +279,55 @@ QuantStatus quant_forward(const QuantWeights& w, const Dims& d, const float* x, 
   f.Hr = Hr;
   f.K4max = (std::max(Hr, H) + 3) / 4 * 4;
   f.Tc = std::max<int64_t>(1, std::min<int64_t>(d.T, (int64_t(1) << 18) / (B * GH)));
-  // x: quantized once, all rows (int8), or read as it is (16-bit).
-  Buffer<int8_t> xq;
-  Buffer<float> xs;
-  if (w.mode == QuantMode::int8) {
+  const bool i8 = w.mode == QuantMode::int8;
+  const int nthreads = threads_for(2.0 * B * GH * Hr, w.whh.panels);
+  if (i8) {
     f.ax.form = quant_a_form();
     f.ax.abytes = aform_bytes(f.ax.form);
     f.ax.lda = (d.I + 3) / 4 * 4;
-    xq.reset(std::max<int64_t>(1, d.N * f.ax.lda * f.ax.abytes));
-    xs.reset(d.N);
-    if (!quantize_rows_to(d.N, d.I, x, d.I, f.ax.form, xq.data(), f.ax.lda, xs.data()))
-      return QuantStatus::non_finite;
-    f.ax.q = reinterpret_cast<const char*>(xq.data());
-    f.ax.scale = xs.data();
   } else {
     f.ax.f = x;
     f.ax.lda = d.I;
   }
-  Buffer<float> gx(f.Tc * B * GH);
-  f.gx = gx.data();
-  Buffer<float> c(C == Cell::lstm ? B * H : 0);
-  if (C == Cell::lstm) std::memcpy(c.data(), c0, sizeof(float) * B * H);
-  f.c = c.data();
-  Buffer<float> mid(d.P || C == Cell::gru_reset_before ? B * H : 0);
-  f.mid = mid.data();
-  const int nthreads = threads_for(2.0 * B * GH * Hr, w.whh.panels);
-  Buffer<int8_t> qbuf(w.mode == QuantMode::int8 ? int64_t(nthreads) * B * f.K4max * 2 : 0);
-  Buffer<float> sbuf(int64_t(nthreads) * B);
-  f.qbuf = reinterpret_cast<char*>(qbuf.data());
-  f.sbuf = sbuf.data();
-  Buffer<float> wconv(w.mode != QuantMode::int8 ? int64_t(nthreads) * w.wih.K * w.wih.nr : 0);
-  f.wconv = wconv.data();
+  // Every scratch region in one allocation (64-byte aligned pieces, sizes in floats).
+  auto floats = [](int64_t bytes) { return (bytes + 63) / 64 * 16; };
+  const int64_t n_xq = i8 ? floats(d.N * f.ax.lda * f.ax.abytes) : 0;
+  const int64_t n_xs = i8 ? floats(4 * d.N) : 0;
+  const int64_t n_gx = floats(4 * f.Tc * B * GH);
+  const int64_t n_mid = d.P || C == Cell::gru_reset_before ? floats(4 * B * H) : 0;
+  const int64_t n_q = i8 ? floats(int64_t(nthreads) * B * f.K4max * 2) : 0;
+  const int64_t n_s = floats(4 * int64_t(nthreads) * B);
+  const int64_t n_wc =
+      !i8 && f.Tc * B >= kConvertRows ? floats(4 * int64_t(nthreads) * w.wih.K * w.wih.nr) : 0;
+  Buffer<float> scratch(n_xq + n_xs + n_gx + n_mid + n_q + n_s + n_wc);
+  float* next = scratch.data();
+  auto take = [&](int64_t n) {
+    float* p = next;
+    next += n;
+    return p;
+  };
+  char* xq = reinterpret_cast<char*>(take(n_xq));
+  float* xs = take(n_xs);
+  f.gx = take(n_gx);
+  f.mid = take(n_mid);
+  f.qbuf = reinterpret_cast<char*>(take(n_q));
+  f.sbuf = take(n_s);
+  f.wconv = take(n_wc);
+  // x: quantized once, all rows (int8), or read as it is (16-bit).
+  if (i8) {
+    if (!quantize_rows_to(d.N, d.I, x, d.I, f.ax.form, xq, f.ax.lda, xs))
+      return QuantStatus::non_finite;
+    f.ax.q = xq;
+    f.ax.scale = xs;
+  }
+  // LSTM: the cell state is updated in place in c_n (rows that end keep their last state).
+  if (C == Cell::lstm) std::memcpy(c_n, c0, sizeof(float) * B * H);
+  f.c = c_n;
   std::atomic<int> status{0};
   f.status = &status;
   parallel(nthreads, [&](ThreadCtx& ctx) { quant_forward_thread<C>(ctx, f); });
   if (status.load()) return QuantStatus::non_finite;
   final_states(d, Hr, y, [&](int64_t t) { return d.off[t]; }, h_n);
-  if (C == Cell::lstm) std::memcpy(c_n, c.data(), sizeof(float) * B * H);
   return QuantStatus::ok;
 }
 
