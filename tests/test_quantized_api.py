@@ -1,7 +1,7 @@
 """fusedrnn.quantize_dynamic and fusedrnn.quantized's layers and cells on the kernels.
 
 Every kind and option against the exact NumPy reference (fusedrnn.quantized.reference)
-on every ISA this CPU runs, on inputs that keep every computed activation away from a
+on every ISA this CPU runs (AVX-512 with and without its VNNI tiles), on inputs that keep every computed activation away from a
 rounding tie (see _qutil.no_ties), so that the float32 epilogue's rounding (the kernels'
 vector exp/tanh) cannot change a quantized value; the end-to-end error against the
 float64 model within the bound of docs/quantization.md; and the API around them.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _qbounds import assert_within, layer_bounds, stack_bounds, step_bounds
+from _quant import kernel  # noqa: F401 - the fixture: every ISA, AVX-512 with and without VNNI
 from _qutil import KINDS, no_ties
 from _util import make_layer
 
@@ -19,7 +20,7 @@ import fusedrnn as fr
 from fusedrnn import reference as ref
 from fusedrnn.quantized import reference as qref
 
-pytestmark = pytest.mark.usefixtures("isa")
+pytestmark = pytest.mark.usefixtures("kernel")
 
 MODES = ["int8", "float16", "bfloat16"]
 ATOL = 3e-5  # float32 epilogue (and, 16-bit, the float32 products' order)
