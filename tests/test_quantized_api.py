@@ -1,7 +1,7 @@
 """fusedrnn.quantize_dynamic and fusedrnn.quantized's layers and cells on the kernels.
 
 Every kind and option against the exact NumPy reference (fusedrnn.quantized.reference)
-on every ISA this CPU runs, on inputs that keep every computed activation away from a
+on every ISA this CPU runs (AVX-512 with and without its VNNI tiles), on inputs that keep every computed activation away from a
 rounding tie (see _qutil.no_ties), so that the float32 epilogue's rounding (the kernels'
 vector exp/tanh) cannot change a quantized value; the end-to-end error against the
 float64 model within the bound of docs/quantization.md; and the API around them.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _qbounds import assert_within, layer_bounds, stack_bounds, step_bounds
+from _quant import kernel  # noqa: F401 - the fixture: every ISA, AVX-512 with and without VNNI
 from _qutil import KINDS, no_ties
 from _util import make_layer
 
@@ -19,7 +20,7 @@ import fusedrnn as fr
 from fusedrnn import reference as ref
 from fusedrnn.quantized import reference as qref
 
-pytestmark = pytest.mark.usefixtures("isa")
+pytestmark = pytest.mark.usefixtures("kernel")
 
 MODES = ["int8", "float16", "bfloat16"]
 ATOL = 3e-5  # float32 epilogue (and, 16-bit, the float32 products' order)
@@ -57,9 +58,8 @@ def _check_layer(q, kind, T, B, lengths=None, hx=False, unbatched=False):
 
     _, ((x, h0, c0), (y_r, h_r, c_r)) = no_ties(run)
     if unbatched:
-        x, y_r = x[:, 0], y_r[:, 0]
-        h0, c0, h_r = (None if h0 is None else h0[:, 0]), (None if c0 is None else c0[:, 0]), h_r[:, 0]
-        c_r = None if c_r is None else c_r[:, 0]
+        x, h0, c0, y_r, h_r, c_r = (None if a is None else a[:, 0]
+                                    for a in (x, h0, c0, y_r, h_r, c_r))
     elif q.batch_first:
         x, y_r = x.transpose(1, 0, 2).copy(), y_r.transpose(1, 0, 2)
     hx_in = None if h0 is None else ((h0, c0) if kind == "lstm" else h0)

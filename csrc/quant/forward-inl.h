@@ -124,12 +124,22 @@ inline bool quantize_a(const QForward& f, int rank, int64_t M, int64_t K, const 
 // Converts panel p of 16-bit weights to float32 (the float GEMM's packed panel layout).
 inline void w16_panel_to_f32(const QPanels& w, int64_t p, bool bf16, float* out) {
   constexpr int W = Vec<float>::width;
-  const int64_t n = w.K * w.nr;  // a multiple of W
-  const uint16_t* h = w.h.data() + p * n;
-  if (bf16)
-    for (int64_t i = 0; i < n; i += W) w16_vec<true>(h + i).store(out + i);
-  else
-    for (int64_t i = 0; i < n; i += W) w16_vec<false>(h + i).store(out + i);
+  const int nr = w.nr, nvt = nr / W;
+  const uint16_t* h = w.h.data() + p * w.K * nr;
+  for (int64_t k = 0; k < w.K; ++k) {
+    const uint16_t* row = h + k * nr;
+    float* o = out + k * nr;
+    int v = 0;
+    if (bf16 && kPairBf16)
+      for (; v + 1 < nvt; v += 2) {
+        Vec<float> lo, hi;
+        bf16_pair(row + v * W, lo, hi);
+        lo.store(o + v * W);
+        hi.store(o + (v + 1) * W);
+      }
+    for (; v < nvt; ++v)
+      (bf16 ? w16_vec<true>(row + v * W) : w16_vec<false>(row + v * W)).store(o + v * W);
+  }
 }
 
 // The input projection of packed rows [r0, r1) into gx (+ bias_x), this thread's panels.

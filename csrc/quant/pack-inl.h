@@ -15,6 +15,7 @@
 #include "fusedrnn/quant.h"
 #include "seq/shape-inl.h"
 #include "simd/macros.h"
+#include "quant/tile-inl.h"
 #include "simd/vec.h"
 
 namespace fusedrnn {
@@ -24,8 +25,11 @@ extern const char kIsaName[];
 
 // W (G*Hg rows of K) into panels of U units per gate (see QPanels).  int8: w8 and its
 // row scales; 16-bit: w16.
+// pair16: vectors of columns stored in interleaved pairs (bfloat16 on the AVX ISAs, see
+// bf16_pair in quant/tile-inl.h): in each k row, column i of vectors 2q and 2q + 1 at
+// 2i and 2i + 1 of the pair's 2W elements; a last odd vector as it is.
 inline void qpack(QPanels& o, int G, int64_t Hg, int U, int64_t K, const int8_t* w8,
-                  const float* scale, const uint16_t* w16) {
+                  const float* scale, const uint16_t* w16, bool pair16 = false) {
   FUSEDRNN_DEBUG_ASSERT(U % Vec<float>::width == 0 && G >= 1 && Hg >= 1);
   o.K = K;
   o.K4 = (K + 3) / 4 * 4;
@@ -61,10 +65,17 @@ inline void qpack(QPanels& o, int G, int64_t Hg, int U, int64_t K, const int8_t*
   } else {
     o.h.reset(cols * K);
     uint16_t* h = o.h.data();
+    constexpr int W = Vec<float>::width;
+    const int64_t nvt = nr / W;
+    auto pos = [&](int64_t j) -> int64_t {  // where column j sits in its k row
+      const int64_t v = j / W, i = j % W;
+      if (!pair16 || (v % 2 == 0 && v + 1 >= nvt)) return j;
+      return (v - v % 2) * W + 2 * i + v % 2;
+    };
     for (int64_t p = 0; p < o.panels; ++p)
       for (int64_t j = 0; j < nr; ++j) {
-        const int64_t n = row_of(p, j);
-        for (int64_t k = 0; k < K; ++k) h[p * K * nr + k * nr + j] = n >= 0 ? w16[n * K + k] : 0;
+        const int64_t n = row_of(p, j), at = pos(j);
+        for (int64_t k = 0; k < K; ++k) h[p * K * nr + k * nr + at] = n >= 0 ? w16[n * K + k] : 0;
       }
   }
 }
@@ -97,15 +108,16 @@ inline void quant_pack(QuantWeights& w, Cell cell, QuantMode mode, int64_t I, in
     return i8 ? nullptr : static_cast<const uint16_t*>(p) + off;
   };
   const int U = qunits(cell);
-  qpack(w.wih, G, H, U, I, w8(w_ih, 0), s_ih, w16(w_ih, 0));
+  const bool pair = mode == QuantMode::bfloat16 && kPairBf16;
+  qpack(w.wih, G, H, U, I, w8(w_ih, 0), s_ih, w16(w_ih, 0), pair);
   if (cell == Cell::gru_reset_before) {
-    qpack(w.whh, 2, H, U, H, w8(w_hh, 0), s_hh, w16(w_hh, 0));
+    qpack(w.whh, 2, H, U, H, w8(w_hh, 0), s_hh, w16(w_hh, 0), pair);
     qpack(w.whn, 1, H, qunits_wide(), H, w8(w_hh, 2 * H * H), s_hh ? s_hh + 2 * H : nullptr,
-          w16(w_hh, 2 * H * H));
+          w16(w_hh, 2 * H * H), pair);
   } else {
-    qpack(w.whh, G, H, U, Hr, w8(w_hh, 0), s_hh, w16(w_hh, 0));
+    qpack(w.whh, G, H, U, Hr, w8(w_hh, 0), s_hh, w16(w_hh, 0), pair);
   }
-  if (P) qpack(w.whr, 1, P, qunits_wide(), H, w8(w_hr, 0), s_hr, w16(w_hr, 0));
+  if (P) qpack(w.whr, 1, P, qunits_wide(), H, w8(w_hr, 0), s_hr, w16(w_hr, 0), pair);
   w.bias_x.reset(GH);
   w.bias_hn.reset(H);
   for (int64_t j = 0; j < GH; ++j) w.bias_x.data()[j] = b_ih ? b_ih[j] + b_hh[j] : 0.0f;

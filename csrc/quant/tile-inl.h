@@ -276,6 +276,41 @@ FUSEDRNN_INLINE Vec<float> w16_vec(const uint16_t* p) {
 #endif
 }
 
+// bfloat16 panels of the AVX ISAs hold their vectors in pairs (quant/pack-inl.h): 32-bit
+// word i of a pair holds column i of its first vector in the low half and of its second
+// in the high half, so one full-width load, a shift and a mask give both (no widening
+// shuffle, which measured a third of a B = 1 step on Zen 4).
+constexpr bool kPairBf16 = FUSEDRNN_QUANT_ISA != 0;
+
+FUSEDRNN_INLINE void bf16_pair(const uint16_t* p, Vec<float>& lo, Vec<float>& hi) {
+  using V = Vec<float>;
+#if FUSEDRNN_QUANT_ISA == 1
+  const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  lo = V{_mm256_castsi256_ps(_mm256_slli_epi32(x, 16))};
+  hi = V{_mm256_castsi256_ps(_mm256_and_si256(x, _mm256_set1_epi32(-65536)))};
+#elif FUSEDRNN_QUANT_ISA == 2
+  const __m512i x = _mm512_loadu_si512(p);
+  lo = V{_mm512_castsi512_ps(_mm512_maskz_slli_epi32(kAllLanes16, x, 16))};
+  hi = V{_mm512_castsi512_ps(_mm512_maskz_and_epi32(kAllLanes16, x, _mm512_set1_epi32(-65536)))};
+#else
+  lo = w16_vec<true>(p);  // (not used: the generic panels are not paired)
+  hi = w16_vec<true>(p + V::width);
+#endif
+}
+
+// The NV weight vectors of one k row of a pass (p: the row at the pass's first column,
+// which is a multiple of 4 vectors, so the pass's pairs are the panel's).
+template <bool kBf16, int NV>
+FUSEDRNN_INLINE void w16_row(const uint16_t* p, Vec<float>* b) {
+  constexpr int W = Vec<float>::width;
+  if constexpr (kBf16 && kPairBf16) {
+    for (int v = 0; v + 1 < NV; v += 2) bf16_pair(p + v * W, b[v], b[v + 1]);
+    if constexpr (NV % 2 == 1) b[NV - 1] = w16_vec<true>(p + (NV - 1) * W);
+  } else {
+    for (int v = 0; v < NV; ++v) b[v] = w16_vec<kBf16>(p + v * W);
+  }
+}
+
 // M rows x NV vectors from column c0: the float GEMM tile's arithmetic (gemm/ukernel-inl.h,
 // tile_product with kW16Chains accumulator sets: set p sums k = p, p + P, ... by fma, the
 // k's past the last whole group go to set 0, then the sets are added in order), so a
@@ -292,7 +327,7 @@ FUSEDRNN_INLINE void w16_pass(int64_t K, const float* a, int64_t lda, const uint
   const uint16_t* bp = pb + c0;
   auto step = [&](int p, int64_t k) {
     V b[NV];
-    for (int v = 0; v < NV; ++v) b[v] = w16_vec<kBf16>(bp + k * nr + v * W);
+    w16_row<kBf16, NV>(bp + k * nr, b);
     for (int r = 0; r < M; ++r) {
       const V av = V::set1(a[r * lda + k]);
       for (int v = 0; v < NV; ++v) s[p][r][v] = fma(av, b[v], s[p][r][v]);

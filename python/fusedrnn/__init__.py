@@ -2,7 +2,8 @@
 
 Layers and cells follow torch.nn (names, shapes, gate order, semantics) on NumPy
 arrays; ``fusedrnn.reference`` is the plain NumPy specification they are tested
-against.  See README.md.
+against.  ``fusedrnn.quantize_dynamic`` makes int8 / 16-bit inference copies
+(``fusedrnn.quantized``, docs/quantization.md).  See README.md.
 """
 
 from . import _core, convert, functional, optim, reference

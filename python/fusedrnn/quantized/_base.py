@@ -174,7 +174,8 @@ class QuantModule:
         new = dict(self._params)
         for name, (shape, dt) in self._shapes.items():
             if name in state_dict:
-                new[name] = _stored_value(state_dict[name], f"state_dict[{name!r}]", shape, dt)
+                new[name] = _stored_value(state_dict[name], f"state_dict[{name!r}]", shape, dt,
+                                          scale=name.endswith("_scale"))
         self._set_stored(new)
         return IncompatibleKeys(missing, unexpected)
 
@@ -196,18 +197,18 @@ class QuantModule:
         return m
 
     def backward(self, *args, **kwargs):
-        raise RuntimeError(_INFERENCE_ONLY.format(name=f"{type(self).__name__}.backward",
+        raise RuntimeError(_INFERENCE_ONLY.format(name=f"Quantized{type(self).__name__}.backward",
                                                   what="backward"))
 
     def _no_training(self):
         raise RuntimeError(_INFERENCE_ONLY.format(
-            name=f"{type(self).__name__}.forward(train=True)", what="training forward"))
+            name=f"Quantized{type(self).__name__}.forward(train=True)", what="training forward"))
 
     def _options_repr(self):
         return f"dtype={self.dtype}"
 
 
-def _stored_value(value, name, shape, dt):
+def _stored_value(value, name, shape, dt, scale):
     if str(getattr(value, "dtype", "")) == "torch.bfloat16":  # its bits (NumPy has no bf16)
         value = value.detach().cpu().contiguous().view(_torch_int16()).numpy().view(np.uint16)
     try:
@@ -230,7 +231,7 @@ def _stored_value(value, name, shape, dt):
     expect_shape(a, name, shape)
     if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
         raise ValueError(f"{name}: expected finite values")
-    if name.endswith("_scale']") and a.size and a.min() <= 0:
+    if scale and a.size and a.min() <= 0:
         raise ValueError(f"{name}: expected scales > 0, got min {a.min()}")
     return a.copy()
 

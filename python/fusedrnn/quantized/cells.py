@@ -32,14 +32,19 @@ class _QuantCellBase(QuantModule):
     @classmethod
     def _from_float(cls, m, mode):
         q = cls.__new__(cls)
-        for k in ("input_size", "hidden_size", "bias"):
-            object.__setattr__(q, k, getattr(m, k))
-        for k in ("reset_after", "nonlinearity"):
-            if hasattr(m, k):
-                object.__setattr__(q, k, getattr(m, k))
-        q._cell = m._cell
-        q._init_stored(mode, [dict(g) for g in m._groups], dict(m._shapes), m.state_dict())
+        q._init_from(m, mode)
         return q
+
+    def __init__(self, *args, dtype="int8", **kwargs):
+        """The float cell's arguments (its initialisation), then quantized in ``dtype``."""
+        mode = as_mode(dtype)
+        self._init_from(self._float_cls(*args, **kwargs), mode)
+
+    def _init_from(self, m, mode):
+        for k in ("input_size", "hidden_size", "bias", "reset_after", "nonlinearity", "_cell"):
+            if hasattr(m, k):
+                object.__setattr__(self, k, getattr(m, k))
+        self._init_stored(mode, [dict(g) for g in m._groups], dict(m._shapes), m.state_dict())
 
     def _float_module(self):
         kw = {}
@@ -132,9 +137,6 @@ class LSTMCell(_QuantCellBase):
     _is_lstm = True
     _float_cls = _float.LSTMCell
 
-    def __init__(self, *args, **kwargs):
-        self.__dict__.update(_build(LSTMCell, args, kwargs))
-
 
 class GRUCell(_QuantCellBase):
     """Quantized GRU cell (both ``reset_after`` forms), inference only."""
@@ -142,20 +144,9 @@ class GRUCell(_QuantCellBase):
     _num_gates = 3
     _float_cls = _float.GRUCell
 
-    def __init__(self, *args, **kwargs):
-        self.__dict__.update(_build(GRUCell, args, kwargs))
-
 
 class RNNCell(_QuantCellBase):
     """Quantized Elman RNN cell (tanh or relu), inference only."""
 
     _num_gates = 1
     _float_cls = _float.RNNCell
-
-    def __init__(self, *args, **kwargs):
-        self.__dict__.update(_build(RNNCell, args, kwargs))
-
-
-def _build(cls, args, kwargs):
-    mode = as_mode(kwargs.pop("dtype", "int8"))
-    return cls._from_float(cls._float_cls(*args, **kwargs), mode).__dict__

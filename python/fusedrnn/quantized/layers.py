@@ -55,15 +55,20 @@ class _QuantRNNBase(QuantModule):
     @classmethod
     def _from_float(cls, m, mode):
         q = cls.__new__(cls)
-        for k in ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
-                  "bidirectional", "proj_size"):
-            object.__setattr__(q, k, getattr(m, k))
-        for k in ("reset_after", "nonlinearity"):
-            if hasattr(m, k):
-                object.__setattr__(q, k, getattr(m, k))
-        q._cell = m._cell
-        q._init_stored(mode, [dict(g) for g in m._groups], dict(m._shapes), m.state_dict())
+        q._init_from(m, mode)
         return q
+
+    def __init__(self, *args, dtype="int8", **kwargs):
+        """The float layer's arguments (its initialisation), then quantized in ``dtype``."""
+        mode = as_mode(dtype)
+        self._init_from(self._float_cls(*args, **kwargs), mode)
+
+    def _init_from(self, m, mode):
+        for k in ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
+                  "bidirectional", "proj_size", "reset_after", "nonlinearity", "_cell"):
+            if hasattr(m, k):
+                object.__setattr__(self, k, getattr(m, k))
+        self._init_stored(mode, [dict(g) for g in m._groups], dict(m._shapes), m.state_dict())
 
     def _float_module(self):
         kw = {}
@@ -182,14 +187,6 @@ class _QuantRNNBase(QuantModule):
         return y, state, None
 
 
-def _build(cls, float_cls, args, kwargs):
-    """The constructor: the float layer's arguments plus ``dtype`` (the weight mode)."""
-    mode = as_mode(kwargs.pop("dtype", "int8"))
-    m = float_cls(*args, **kwargs)
-    q = cls._from_float(m, mode)
-    return q.__dict__
-
-
 class LSTM(_QuantRNNBase):
     """Quantized torch.nn.LSTM-like layer (inference only; ``proj_size`` included).
 
@@ -201,9 +198,6 @@ class LSTM(_QuantRNNBase):
     _is_lstm = True
     _float_cls = _float.LSTM
 
-    def __init__(self, *args, **kwargs):
-        self.__dict__.update(_build(LSTM, _float.LSTM, args, kwargs))
-
 
 class GRU(_QuantRNNBase):
     """Quantized GRU layer (both ``reset_after`` forms), inference only; constructor as
@@ -212,9 +206,6 @@ class GRU(_QuantRNNBase):
     _num_gates = 3
     _float_cls = _float.GRU
 
-    def __init__(self, *args, **kwargs):
-        self.__dict__.update(_build(GRU, _float.GRU, args, kwargs))
-
 
 class RNN(_QuantRNNBase):
     """Quantized Elman RNN layer (tanh or relu), inference only; constructor as
@@ -222,6 +213,3 @@ class RNN(_QuantRNNBase):
 
     _num_gates = 1
     _float_cls = _float.RNN
-
-    def __init__(self, *args, **kwargs):
-        self.__dict__.update(_build(RNN, _float.RNN, args, kwargs))

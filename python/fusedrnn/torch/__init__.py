@@ -40,7 +40,7 @@ from ._modules import (  # noqa: E402
 )
 from ._plan import weight_cache  # noqa: E402
 from . import quantized  # noqa: E402
-from .quantized import quantize_dynamic  # noqa: E402
+from ._quantize import quantize_dynamic  # noqa: E402
 
 __all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "replace_rnns",
            "from_torch", "weight_cache", "quantize_dynamic", "quantized"]
