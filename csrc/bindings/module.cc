@@ -15,6 +15,7 @@
 
 #include "bindings/calls.h"
 #include "bindings/packed.h"
+#include "bindings/tensor_step.h"
 #include "cpu/dispatch.h"
 #include "cpu/threads.h"
 #include "fusedrnn/cell.h"
@@ -78,4 +79,6 @@ PYBIND11_MODULE(_core, m) {
         "float32 FMA GFLOP/s of one thread with the selected ISA (a register-only loop).");
 
   m.def("cpu_info", &b::cpu_info_dict);
+
+  b::add_tensor_calls(m);  // tensor_cell, tensor_setup (fusedrnn.torch's cells)
 }

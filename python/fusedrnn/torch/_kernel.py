@@ -30,6 +30,8 @@ def _np(t: torch.Tensor) -> np.ndarray:
     try:
         return t.detach().numpy()
     except RuntimeError as e:  # e.g. torch.func's wrapped tensors, which have no storage
+        if t.is_neg():  # a lazy negation (torch._neg_view): its values, made
+            return t.resolve_neg().detach().numpy()
         raise RuntimeError(
             f"fusedrnn.torch: the kernels need tensors with memory to read ({e}); "
             "torch.func transforms (grad, vmap, jacrev, ...) over fusedrnn.torch modules "
