@@ -9,11 +9,9 @@ from .. import _core
 from .._stack import PADDED, split_state
 from ..functional import step
 from ._fused import _empty, _Fused
-from ._kernel import _check_tensor, _Kernel, _np, _role, _Run
+from ._kernel import _check_tensor, _Kernel, _np, _role, _Run, kernel_apply
 from ._plan import Plan, cacheable
 
-_is_grad_enabled = torch.is_grad_enabled
-_from_numpy = torch.from_numpy
 _tensor_cell = _core.tensor_cell
 _core.tensor_setup(torch.Tensor, torch.strided, torch.from_numpy, torch.is_grad_enabled)
 
@@ -38,8 +36,8 @@ class _CellMixin(_Fused):
         if unbatched:
             x = x.unsqueeze(0)
             states = tuple(t.unsqueeze(0) for t in states)
-        out = _Kernel.apply(run, x, states[0] if states else None,
-                            states[1] if len(states) == 2 else None, *plan.params)
+        out = kernel_apply(run, x, states[0] if states else None,
+                           states[1] if len(states) == 2 else None, *plan.params)
         if unbatched:
             out = tuple(t.reshape(shape) for t in out)
         return out if run.is_lstm else out[0]
