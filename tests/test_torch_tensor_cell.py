@@ -195,3 +195,63 @@ def test_tensor_cell_arguments(torch, frt):
     assert _core.tensor_cell(m, torch.zeros(2), None) is None
     with pytest.raises(TypeError, match="tensor_setup: expected"):
         _core.tensor_setup(1, 2, 3, 4)
+
+
+@pytest.mark.parametrize("kind", CELLS)
+def test_call_skips_module_call_only_when_it_would_do_nothing(torch, frt, kind):
+    """The cells' __call__ (_core.tensor_call) runs the compiled step only where
+    torch.nn.Module.__call__ would just call forward; hooks (the module's and global)
+    and an instance or subclass forward go through Module.__call__."""
+    cell, x, hx = _planned(torch, frt, kind)
+    with torch.no_grad():
+        assert _core.tensor_call(cell, x, hx) is not None
+        seen = []
+        handles = [
+            cell.register_forward_hook(lambda m, a, o: seen.append("hook")),
+            cell.register_forward_pre_hook(lambda m, a: seen.append("pre")),
+            torch.nn.modules.module.register_module_forward_hook(
+                lambda m, a, o: seen.append("global")),
+        ]
+        for h in handles:
+            assert _core.tensor_call(cell, x, hx) is None
+            n = len(seen)
+            cell(x, hx)
+            assert len(seen) > n  # the hooks ran
+            h.remove()
+        assert _core.tensor_call(cell, x, hx) is not None
+        cell.forward = lambda *a: "instance forward"
+        assert _core.tensor_call(cell, x, hx) is None
+        assert cell(x, hx) == "instance forward"
+        del cell.forward
+        assert _core.tensor_call(cell, x, hx) is not None
+
+        class Sub(type(cell)):
+            def forward(self, input, hx=None):  # noqa: A002
+                return "subclass forward"
+
+        sub = Sub(6, 9)
+        sub(x, hx)
+        assert _core.tensor_call(sub, x, hx) is None
+        assert sub(x, hx) == "subclass forward"
+    # A backward hook: Module.__call__ wraps the call for it.
+    h = cell.register_full_backward_hook(lambda m, gi, go: seen.append("backward"))
+    assert _core.tensor_call(cell, x, hx) is None
+    xg = x.clone().requires_grad_()
+    out = cell(xg, hx)
+    (out[0] if isinstance(out, tuple) else out).sum().backward()
+    assert seen[-1] == "backward"
+    h.remove()
+    # Keyword arguments and three positional ones: Module.__call__ (and its errors).
+    with torch.no_grad():
+        _equal(cell(x, hx=hx), cell(x, hx))
+        with pytest.raises(TypeError):
+            cell(x, hx, 1)
+
+
+def test_tensor_call_setup_arguments():
+    with pytest.raises(TypeError, match="expected \\(module, x, hx\\)"):
+        _core.tensor_call(1, 2)
+    with pytest.raises(TypeError):
+        _core.tensor_call_setup([], None, None)
+    with pytest.raises(TypeError, match="tuple of dicts"):
+        _core.tensor_call_setup((1,), None, None)

@@ -32,9 +32,14 @@ struct Torch {
   PyObject* strided = nullptr;      // torch.strided
   PyObject* from_numpy = nullptr;   // torch.from_numpy
   PyObject* grad_enabled = nullptr; // torch.is_grad_enabled
+  // tensor_call (the cells' __call__): torch.nn.Module.__call__'s global hook dicts, the
+  // tracing probe and the drop-in cells' own forward (tensor_call_setup).
+  PyObject* global_hooks = nullptr;   // a tuple of the four global hook dicts
+  PyObject* tracing_state = nullptr;  // torch._C._get_tracing_state
+  PyObject* forward = nullptr;        // _CellMixin.forward
   PyObject *s_dtype, *s_shape, *s_is_cpu, *s_layout, *s_is_contiguous, *s_is_neg,
       *s_requires_grad, *s_data_ptr, *s_version, *s_dict, *s_plan, *s_fast, *s_parameters,
-      *s_nonlinearity;
+      *s_nonlinearity, *s_forward, *s_compiled, *s_hook_names[4];
 };
 Torch g;
 
@@ -287,6 +292,90 @@ PyObject* tensor_cell(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   }
 }
 
+// Whether torch.nn.Module.__call__ on this module would call forward(*args) and nothing
+// else: no hooks (the module's or global), not compiled, not traced, and its forward is
+// the drop-in cells' own (not a subclass's or an instance attribute).
+bool plain_call(PyObject* module) {
+  if (!g.global_hooks) return false;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(g.global_hooks); ++i)
+    if (PyDict_GET_SIZE(PyTuple_GET_ITEM(g.global_hooks, i))) return false;
+  PyObject* d = attr(module, g.s_dict);
+  if (!d) return false;
+  py::object holder = py::reinterpret_steal<py::object>(d);
+  if (!PyDict_Check(d)) return false;
+  for (PyObject* name : g.s_hook_names) {
+    PyObject* h = PyDict_GetItemWithError(d, name);  // borrowed
+    if (!h || !PyDict_Check(h) || PyDict_GET_SIZE(h)) {
+      PyErr_Clear();
+      return false;
+    }
+  }
+  PyObject* compiled = PyDict_GetItemWithError(d, g.s_compiled);
+  if (PyErr_Occurred()) PyErr_Clear();
+  if (compiled && compiled != Py_None) return false;
+  if (PyDict_GetItemWithError(d, g.s_forward) || PyErr_Occurred()) {
+    PyErr_Clear();
+    return false;
+  }
+  PyObject* fwd = attr(reinterpret_cast<PyObject*>(Py_TYPE(module)), g.s_forward);
+  if (!fwd) return false;
+  const bool own = fwd == g.forward;
+  Py_DECREF(fwd);
+  if (!own) return false;
+  PyObject* tracing = PyObject_CallNoArgs(g.tracing_state);
+  if (!tracing) {
+    PyErr_Clear();
+    return false;
+  }
+  const bool traced = tracing != Py_None;
+  Py_DECREF(tracing);
+  return !traced;
+}
+
+// tensor_call(module, x, hx): tensor_cell when torch.nn.Module.__call__ would only call
+// forward (plain_call); else None.  The cells' __call__, which skips Module.__call__'s
+// own Python when it would do nothing.
+PyObject* tensor_call(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 3) {
+    PyErr_SetString(PyExc_TypeError, "tensor_call: expected (module, x, hx)");
+    return nullptr;
+  }
+  if (!plain_call(args[0])) Py_RETURN_NONE;
+  return tensor_cell(self, args, nargs);
+}
+
+// tensor_call_setup((the four global hook dicts), torch._C._get_tracing_state,
+// _CellMixin.forward).
+PyObject* tensor_call_setup(PyObject*, PyObject* args) {
+  PyObject *hooks, *tracing, *forward;
+  if (!PyArg_ParseTuple(args, "O!OO", &PyTuple_Type, &hooks, &tracing, &forward)) return nullptr;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(hooks); ++i)
+    if (!PyDict_Check(PyTuple_GET_ITEM(hooks, i))) {
+      PyErr_SetString(PyExc_TypeError, "tensor_call_setup: expected a tuple of dicts");
+      return nullptr;
+    }
+  if (!PyCallable_Check(tracing)) {
+    PyErr_SetString(PyExc_TypeError, "tensor_call_setup: expected a callable tracing probe");
+    return nullptr;
+  }
+  if (!g.s_forward) {
+    const char* names[] = {"_backward_hooks", "_backward_pre_hooks", "_forward_hooks",
+                           "_forward_pre_hooks"};
+    for (int i = 0; i < 4; ++i)
+      if (!(g.s_hook_names[i] = PyUnicode_InternFromString(names[i]))) return nullptr;
+    if (!(g.s_compiled = PyUnicode_InternFromString("_compiled_call_impl"))) return nullptr;
+    if (!(g.s_forward = PyUnicode_InternFromString("forward"))) return nullptr;
+  }
+  for (PyObject** dst : {&g.global_hooks, &g.tracing_state, &g.forward}) Py_XDECREF(*dst);
+  Py_INCREF(hooks);
+  Py_INCREF(tracing);
+  Py_INCREF(forward);
+  g.global_hooks = hooks;
+  g.tracing_state = tracing;
+  g.forward = forward;
+  Py_RETURN_NONE;
+}
+
 // tensor_setup(torch.Tensor, torch.strided, torch.from_numpy, torch.is_grad_enabled).
 PyObject* tensor_setup(PyObject*, PyObject* args) {
   PyObject *type, *strided, *from_numpy, *grad_enabled;
@@ -331,6 +420,12 @@ PyMethodDef methods[] = {
      METH_FASTCALL,
      "tensor_cell(module, x, hx): a drop-in cell's inference step when the call matches its "
      "plan (the new state as tensors); False when it matches but needs autograd; else None."},
+    {"tensor_call", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(tensor_call)),
+     METH_FASTCALL,
+     "tensor_call(module, x, hx): tensor_cell when torch.nn.Module.__call__ would only call "
+     "the cell's forward (no hooks, not compiled or traced); else None."},
+    {"tensor_call_setup", tensor_call_setup, METH_VARARGS,
+     "tensor_call_setup(global hook dicts, torch._C._get_tracing_state, the cells' forward)."},
     {"tensor_setup", tensor_setup, METH_VARARGS,
      "tensor_setup(torch.Tensor, torch.strided, torch.from_numpy, torch.is_grad_enabled): "
      "the torch objects tensor_cell compares with and calls (fusedrnn.torch calls it)."},

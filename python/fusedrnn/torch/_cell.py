@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn.modules import module as _nn_module
 
 from .. import _core
 from .._stack import PADDED, split_state
@@ -13,11 +15,23 @@ from ._kernel import _check_tensor, _Kernel, _np, _role, _Run, kernel_apply
 from ._plan import Plan, cacheable
 
 _tensor_cell = _core.tensor_cell
+_tensor_call = _core.tensor_call
 _core.tensor_setup(torch.Tensor, torch.strided, torch.from_numpy, torch.is_grad_enabled)
 
 
 class _CellMixin(_Fused):
     _fr_one_step = True
+
+    def __call__(self, *args, **kwargs):
+        # The per-step path: where torch.nn.Module.__call__ would only call forward (no
+        # hooks, not compiled or traced) and the call matches the plan, one compiled call
+        # (_core.tensor_call) does it all; anything else is Module.__call__'s, looked up
+        # now (torch.fx patches it while tracing).
+        if not kwargs and 1 <= len(args) <= 2:
+            out = _tensor_call(self, args[0], args[1] if len(args) == 2 else None)
+            if out is not None and out is not False:
+                return out
+        return nn.Module.__call__(self, *args, **kwargs)
 
     def forward(self, input, hx=None):  # noqa: A002 -- torch.nn's argument name
         # A repeat call: the plan's test and the step in one compiled call (None: no plan
@@ -101,3 +115,9 @@ class _CellMixin(_Fused):
         if unbatched:
             out = tuple(t.reshape(shape) for t in out)
         return out if is_lstm else out[0]
+
+
+_core.tensor_call_setup(
+    (_nn_module._global_backward_pre_hooks, _nn_module._global_backward_hooks,
+     _nn_module._global_forward_hooks, _nn_module._global_forward_pre_hooks),
+    torch._C._get_tracing_state, _CellMixin.forward)
