@@ -16,6 +16,7 @@
 #include "bindings/calls.h"
 #include "bindings/packed.h"
 #include "bindings/quant.h"
+#include "bindings/tensor_step.h"
 #include "cpu/dispatch.h"
 #include "cpu/threads.h"
 #include "fusedrnn/cell.h"
@@ -107,4 +108,6 @@ PYBIND11_MODULE(_core, m) {
         "float32 FMA GFLOP/s of one thread with the selected ISA (a register-only loop).");
 
   m.def("cpu_info", &b::cpu_info_dict);
+
+  b::add_tensor_calls(m);  // tensor_cell, tensor_setup (fusedrnn.torch's cells)
 }

@@ -4,62 +4,57 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn.modules import module as _nn_module
 
 from .. import _core
 from .._stack import PADDED, split_state
 from ..functional import step
 from ._fused import _empty, _Fused
-from ._kernel import _check_tensor, _Kernel, _np, _role, _Run
+from ._kernel import _check_tensor, _Kernel, _np, _role, _Run, kernel_apply
 from ._plan import Plan, cacheable
 
-_is_grad_enabled = torch.is_grad_enabled
-_from_numpy = torch.from_numpy
-_cell_call = _core.cell_call
+_tensor_cell = _core.tensor_cell
+_tensor_call = _core.tensor_call
+_core.tensor_setup(torch.Tensor, torch.strided, torch.from_numpy, torch.is_grad_enabled)
 
 
 class _CellMixin(_Fused):
     _fr_one_step = True
 
+    def __call__(self, *args, **kwargs):
+        # The per-step path: where torch.nn.Module.__call__ would only call forward (no
+        # hooks, not compiled or traced) and the call matches the plan, one compiled call
+        # (_core.tensor_call) does it all; anything else is Module.__call__'s, looked up
+        # now (torch.fx patches it while tracing).
+        if not kwargs and 1 <= len(args) <= 2:
+            out = _tensor_call(self, args[0], args[1] if len(args) == 2 else None)
+            if out is not None and out is not False:
+                return out
+        return nn.Module.__call__(self, *args, **kwargs)
+
     def forward(self, input, hx=None):  # noqa: A002 -- torch.nn's argument name
-        plan = self.__dict__.get("_fr_plan")
-        if plan is not None:
-            states = plan.states(self, input, hx, self.__dict__.get("nonlinearity"))
-            if states is not None:
-                return self._fr_fast(plan, input, states)
-        return self._fr_forward(input, hx)
+        # A repeat call: the plan's test and the step in one compiled call (None: no plan
+        # or no match; False: a match that autograd must record).
+        out = _tensor_cell(self, input, hx)
+        if out is None:
+            return self._fr_forward(input, hx)
+        if out is False:
+            return self._fr_fast(self.__dict__["_fr_plan"], input,
+                                 () if hx is None else hx if type(hx) is tuple else (hx,))
+        return out
 
     def _fr_fast(self, plan, x, states):
-        """A call that matches ``plan``: no checks, no packing."""
+        """A call that matches ``plan`` and needs autograd: no checks, no packing."""
         packed, run, unbatched, shape, zeros = plan.data
-        params = plan.params
-        is_lstm = run.is_lstm
-        if _is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)
-                                   or any(t.requires_grad for t in states)):
-            if unbatched:
-                x = x.unsqueeze(0)
-                states = tuple(t.unsqueeze(0) for t in states)
-            out = _Kernel.apply(run, x, states[0] if states else None,
-                                states[1] if len(states) == 2 else None, *params)
-        else:
-            xn = (x.detach() if x.requires_grad else x).numpy()
-            if not states:
-                hxn = zeros
-            elif is_lstm:
-                h, c = states
-                hxn = ((h.detach() if h.requires_grad else h).numpy(),
-                       (c.detach() if c.requires_grad else c).numpy())
-            else:
-                h = states[0]
-                hxn = ((h.detach() if h.requires_grad else h).numpy(),)
-            if unbatched:
-                xn = xn.reshape(1, -1)
-                hxn = tuple(a.reshape(1, -1) for a in hxn)
-            res = _cell_call(packed, xn, hxn if is_lstm else hxn[0])
-            out = ((_from_numpy(res[0]), _from_numpy(res[1])) if is_lstm
-                   else (_from_numpy(res),))
+        if unbatched:
+            x = x.unsqueeze(0)
+            states = tuple(t.unsqueeze(0) for t in states)
+        out = kernel_apply(run, x, states[0] if states else None,
+                           states[1] if len(states) == 2 else None, *plan.params)
         if unbatched:
             out = tuple(t.reshape(shape) for t in out)
-        return out if is_lstm else out[0]
+        return out if run.is_lstm else out[0]
 
     def _fr_forward(self, input, hx):  # noqa: A002
         """The checked call: every worded error; leaves a plan for the next call."""
@@ -105,9 +100,10 @@ class _CellMixin(_Fused):
             npdt = np.float32 if dtype == torch.float32 else np.float64
             zeros = (np.zeros((B, H), npdt),) * (2 if is_lstm else 1)
             hx_shapes = None if hx is None else (shape, shape) if is_lstm else (shape,)
-            self.__dict__["_fr_plan"] = Plan(self, params, dtype, tuple(input.shape), hx_shapes,
-                                             self.__dict__.get("nonlinearity"),
-                                             (packed, run, unbatched, shape, zeros))
+            plan = Plan(self, params, dtype, tuple(input.shape), hx_shapes,
+                        self.__dict__.get("nonlinearity"), (packed, run, unbatched, shape, zeros))
+            plan.fast_key(self, packed, 0 if hx is None else len(hx_shapes), shape, zeros, B)
+            self.__dict__["_fr_plan"] = plan
         if grad:
             out = _Kernel.apply(run, x, h0, c0, *params)
         else:
@@ -119,3 +115,9 @@ class _CellMixin(_Fused):
         if unbatched:
             out = tuple(t.reshape(shape) for t in out)
         return out if is_lstm else out[0]
+
+
+_core.tensor_call_setup(
+    (_nn_module._global_backward_pre_hooks, _nn_module._global_backward_hooks,
+     _nn_module._global_forward_hooks, _nn_module._global_forward_pre_hooks),
+    torch._C._get_tracing_state, _CellMixin.forward)

@@ -67,7 +67,8 @@ class _Fused:
             # made under torch.inference_mode() (no version counter at all); and always
             # within weight_cache(False).
             return packed_now()
-        key = (cache_epoch(),) + tuple((p.data_ptr(), p._version) for p in params)
+        # The cell is in the key: an RNN's nonlinearity may be reassigned between calls.
+        key = (cache_epoch(), cell) + tuple((p.data_ptr(), p._version) for p in params)
         cache = self.__dict__.get("_fr_cache")
         if cache is None:
             cache = self.__dict__["_fr_cache"] = {}

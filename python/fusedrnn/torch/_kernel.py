@@ -14,6 +14,9 @@ import torch
 
 from .._stack import Direction
 
+_from_numpy = torch.from_numpy
+_is_grad_enabled = torch.is_grad_enabled
+
 _FLOATS = (torch.float32, torch.float64)
 
 _DOUBLE_BACKWARD = (
@@ -30,6 +33,8 @@ def _np(t: torch.Tensor) -> np.ndarray:
     try:
         return t.detach().numpy()
     except RuntimeError as e:  # e.g. torch.func's wrapped tensors, which have no storage
+        if t.is_neg():  # a lazy negation (torch._neg_view): its values, made
+            return t.resolve_neg().detach().numpy()
         raise RuntimeError(
             f"fusedrnn.torch: the kernels need tensors with memory to read ({e}); "
             "torch.func transforms (grad, vmap, jacrev, ...) over fusedrnn.torch modules "
@@ -65,6 +70,17 @@ def _check_tensor(t, arg: str, dtype, owner: str) -> None:
         )
 
 
+def _np_grad(t: torch.Tensor) -> np.ndarray:
+    """An incoming gradient as a C-contiguous array: NumPy makes the copy of a strided
+    one (an expanded gradient, as ``.sum()``'s backward gives), cheaper than torch's
+    ``contiguous`` for these small tensors."""
+    try:
+        a = t.numpy()
+    except RuntimeError:  # a lazy negation or conjugation, or no memory: as _np does
+        return _np(t)
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
 class _Run(Direction):
     """One kernel call (a layer-direction or a cell's step) with what autograd needs:
     the layer-direction (packed weights, rows: padded or PackedSequence batch sizes,
@@ -95,13 +111,13 @@ class _Run(Direction):
         else:
             h0n, c0n = _np(h0), None if c0 is None else _np(c0)
         y, h_n, c_n, xd, ws = self.forward(xn, h0n, c0n, train)
-        outs = [] if self.cell else [torch.from_numpy(y)]
+        outs = [] if self.cell else [_from_numpy(y)]
         if self.lead:
             h_n = h_n[None]
             c_n = None if c_n is None else c_n[None]
-        outs.append(torch.from_numpy(h_n))
+        outs.append(_from_numpy(h_n))
         if self.is_lstm:
-            outs.append(torch.from_numpy(c_n))
+            outs.append(_from_numpy(c_n))
         return outs, xd, y.shape, ws
 
 
@@ -127,7 +143,7 @@ class _Kernel(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *grads):
         run = ctx.run
-        if torch.is_grad_enabled():
+        if _is_grad_enabled():
             raise RuntimeError(_DOUBLE_BACKWARD.format(name=run.owner))
         saved = ctx.saved_tensors  # raises if x or a weight was modified in place
         x = saved[0]
@@ -136,21 +152,32 @@ class _Kernel(torch.autograd.Function):
             dy, rest = None, grads
         else:
             dy, rest = grads[0], grads[1:]
-        dy = np.zeros(ctx.y_shape, xd.dtype) if dy is None else _np(dy)
-        dh = None if rest[0] is None else _np(rest[0])
-        dc = None if (not run.is_lstm or rest[1] is None) else _np(rest[1])
+        dy = np.zeros(ctx.y_shape, xd.dtype) if dy is None else _np_grad(dy)
+        dh = None if rest[0] is None else _np_grad(rest[0])
+        dc = None if (not run.is_lstm or rest[1] is None) else _np_grad(rest[1])
         if run.lead:  # (1, B, F) -> (B, F)
             dh = None if dh is None else dh[0]
             dc = None if dc is None else dc[0]
         need = ctx.needs_input_grad
         # An input that needs no gradient (a first layer's data): dx's product skipped.
         g = run.backward(xd, ctx.ws, dy, dh, dc, need_dx=need[1])
-        dx = None
-        if need[1]:
-            dx = torch.from_numpy(g["dx"].reshape(x.shape))
-        out = [None, dx,
-               torch.from_numpy(g["dh0"]) if need[2] else None,
-               torch.from_numpy(g["dc0"]) if (ctx.has_c0 and need[3]) else None]
+        out = [None, _from_numpy(g["dx"].reshape(x.shape)) if need[1] else None,
+               _from_numpy(g["dh0"]) if need[2] else None,
+               _from_numpy(g["dc0"]) if (ctx.has_c0 and need[3]) else None]
         for i, role in enumerate(run.roles):
-            out.append(torch.from_numpy(g[role]) if need[4 + i] else None)
+            out.append(_from_numpy(g[role]) if need[4 + i] else None)
         return tuple(out)
+
+
+_functorch_active = torch._C._are_functorch_transforms_active
+#: _Kernel's apply without torch.autograd.Function.apply's Python wrapper (its functorch
+#: handling, about 3 µs a call): for calls that passed the plan's checks, when no
+#: torch.func transform is active.
+_apply_direct = torch._C._FunctionBase.__dict__["apply"].__get__(None, _Kernel)
+
+
+def kernel_apply(*args):
+    """_Kernel.apply(*args), through the direct entry where that is the same."""
+    if _functorch_active():
+        return _Kernel.apply(*args)
+    return _apply_direct(*args)

@@ -30,7 +30,7 @@ from torch.nn.utils.rnn import PackedSequence
 from .._stack import PADDED, Rows, run_layers, split_state
 from ._cell import _CellMixin
 from ._fused import _empty, _Fused
-from ._kernel import _check_tensor, _Kernel, _np, _role, _Run
+from ._kernel import _check_tensor, _Kernel, _np, _role, _Run, kernel_apply
 from ._plan import Plan, cacheable
 
 _is_grad_enabled = torch.is_grad_enabled
@@ -67,7 +67,7 @@ class _LayerMixin(_Fused):
                 output, h_n, c_n = self._fr_run(
                     runs, x, states[0] if states else None,
                     states[1] if len(states) == 2 else None, plan.params, plan.dtype,
-                    is_lstm, h_shape, c_shape)
+                    is_lstm, h_shape, c_shape, kernel_apply)
                 return self._fr_output(input, output, h_n, c_n, is_lstm, unbatched)
         return self._fr_forward(input, hx)
 
@@ -113,9 +113,11 @@ class _LayerMixin(_Fused):
                                         c_shape)
         return self._fr_output(input, output, h_n, c_n, is_lstm, unbatched)
 
-    def _fr_run(self, runs, x, h0, c0, params, dtype, is_lstm, h_shape, c_shape):
+    def _fr_run(self, runs, x, h0, c0, params, dtype, is_lstm, h_shape, c_shape,
+                apply=_Kernel.apply):
         """The layer x direction loop on checked tensors: (output, h_n, c_n or None).
-        x (T, B, I) or packed rows, h0 / c0 (L*D, B, F) contiguous or None (zeros)."""
+        x (T, B, I) or packed rows, h0 / c0 (L*D, B, F) contiguous or None (zeros);
+        ``apply``: _Kernel's (kernel_apply for plain tensors that matched a plan)."""
         D = 2 if self.bidirectional else 1
         L = self.num_layers
         grad = _is_grad_enabled() and (
@@ -130,7 +132,7 @@ class _LayerMixin(_Fused):
                 i += len(names)
 
             def direction(k, layer_in):
-                out = _Kernel.apply(runs[k], layer_in, None if h0 is None else h0[k],
+                out = apply(runs[k], layer_in, None if h0 is None else h0[k],
                                     None if c0 is None else c0[k], *groups[k])
                 hs.append(out[1])
                 if is_lstm:

@@ -71,7 +71,7 @@ class Plan:
     needs (packed weights, runs, zero states...)."""
 
     __slots__ = ("params", "ids", "versions", "ptrs", "held", "dtype", "x_shape", "hx",
-                 "extra", "data", "epoch")
+                 "extra", "data", "epoch", "fast")
 
     def __init__(self, module, params, dtype, x_shape, hx_shapes, extra, data):
         params = tuple(params)
@@ -83,6 +83,15 @@ class Plan:
         self.dtype, self.x_shape, self.hx, self.extra = dtype, x_shape, hx_shapes, extra
         self.data = data
         self.epoch = _CACHE[1]
+        self.fast = None
+
+    def fast_key(self, module, packed, hx_kind, h_shape, zeros, rows):
+        """The plan as the compiled cell call reads it (``fusedrnn._core.tensor_cell``,
+        csrc/bindings/tensor_step.cc: its Field enum names these places): the same test
+        as ``states``, in one call."""
+        self.fast = (packed, _CACHE, self.epoch, tuple(module._parameters.values()),
+                     self.params, tuple(self.versions), tuple(self.ptrs), self.extra,
+                     self.dtype, self.x_shape, hx_kind, h_shape, zeros, rows)
 
     def __deepcopy__(self, memo):
         # A copied module's parameters have other addresses: it makes its own plan
