@@ -28,6 +28,15 @@ core = fusedrnn._core
 #: The sequence kernels with step barriers: fused cells, GRU reset_after=False, projection.
 KINDS = ["lstm", "gru", "gru_reset_before", "rnn_tanh", "lstm_proj"]
 NEVER = 1e6  # ms: no probe during the test
+#: Waits shorter than STALL ms are never stalls in these tests, and the slow worker sleeps
+#: SLOW ms: the machine's own hiccups (a loaded machine, a sanitizer build) stay below the
+#: one and the simulated stall far above it.
+STALL, SLOW = 40.0, 100.0
+
+
+def reset(probe_ms=NEVER, probe_max_ms=None):
+    core._reset_adaptive(probe_ms=probe_ms, probe_max_ms=probe_ms if probe_max_ms is None
+                         else probe_max_ms, threads=2, stall_min_ms=STALL)
 
 
 def ran_threads() -> int:
@@ -74,8 +83,8 @@ def test_slow_worker_shrinks_the_forward_mid_call(kind, adaptive):
     fusedrnn.set_num_threads(2)
     y2 = m(x)[0]
     assert ran_threads() == 2
-    core._reset_adaptive(probe_ms=NEVER, probe_max_ms=NEVER, threads=2)
-    core._slow_worker(1, 3, 30.0)
+    reset()
+    core._slow_worker(1, 3, SLOW)
     y = m(x)[0]
     s = core._adaptive_threads()
     assert s["adaptive"] and ran_threads() == 2
@@ -100,8 +109,8 @@ def test_slow_worker_shrinks_the_backward_mid_call(kind, adaptive):
         dx, _, grads = m.backward(tape, dy)
         assert ran_threads() == n
         want.append(_flat(y, dx, grads))
-    core._reset_adaptive(probe_ms=NEVER, probe_max_ms=NEVER, threads=2)
-    core._slow_worker(1, 2, 30.0)  # the backward's first region is its time loop
+    reset()
+    core._slow_worker(1, 2, SLOW)  # the backward's first region is its time loop
     dx, _, grads = m.backward(tape, dy)
     s = core._adaptive_threads()
     assert s["shrinks"] == 1 and s["cap"] == 1, s
@@ -112,8 +121,8 @@ def test_slow_worker_shrinks_the_backward_mid_call(kind, adaptive):
 
 def test_a_probe_that_does_not_stall_restores_the_team(adaptive):
     m, x = _layer("lstm"), _x()
-    core._reset_adaptive(probe_ms=0.0, probe_max_ms=0.0, threads=2)
-    core._slow_worker(1, 3, 30.0)
+    reset(probe_ms=0.0)
+    core._slow_worker(1, 3, SLOW)
     m(x)
     assert core._adaptive_threads()["cap"] == 1
     # probe_ms 0: the next region probes 2 threads.  On a busy machine a probe may stall
@@ -132,29 +141,29 @@ def test_stalled_probes_back_off(adaptive):
     """A stall soon after another doubles the wait before the next probe, up to the
     maximum; a stall after a long quiet time starts again from the base."""
     m, x = _layer("lstm"), _x()
-    core._reset_adaptive(probe_ms=10.0, probe_max_ms=40.0, threads=2)
-    intervals, probes = [], []
+    reset(probe_ms=30.0, probe_max_ms=120.0)
+    intervals, failed = [], []
     for _ in range(4):
-        core._slow_worker(1, 3, 20.0)
+        core._slow_worker(1, 3, 2 * STALL)
         m(x)  # the first call: 2 threads; then each call probes 2 threads and stalls
         s = core._adaptive_threads()
         intervals.append(s["probe_interval_ms"])
-        probes.append(s["probes_failed"])
+        failed.append(s["probes_failed"])
         time.sleep(2 * s["probe_interval_ms"] / 1e3)  # the next call probes
-    assert intervals == [10.0, 20.0, 40.0, 40.0]
-    assert probes == [0, 1, 2, 3]
-    time.sleep(0.45)  # longer than 10 waits of 40 ms: the next stall is not "recent"
-    core._slow_worker(1, 3, 20.0)
+    assert intervals == [30.0, 60.0, 120.0, 120.0]
+    assert failed == [0, 1, 2, 3]
+    time.sleep(1.3)  # longer than 10 waits of 120 ms: the next stall is not "recent"
+    core._slow_worker(1, 3, 2 * STALL)
     m(x)
-    assert core._adaptive_threads()["probe_interval_ms"] == 10.0
+    assert core._adaptive_threads()["probe_interval_ms"] == 30.0
 
 
 def test_a_set_count_does_not_adapt(adaptive):
     m, x = _layer("lstm"), _x()
-    core._reset_adaptive(probe_ms=NEVER, probe_max_ms=NEVER, threads=2)
+    reset()
     fusedrnn.set_num_threads(2)
     y2 = m(x)[0]
-    core._slow_worker(1, 3, 30.0)
+    core._slow_worker(1, 3, SLOW)
     y = m(x)[0]
     s = core._adaptive_threads()
     assert not s["adaptive"] and s["stalls"] == 0 and s["shrinks"] == 0, s

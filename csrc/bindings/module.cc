@@ -75,8 +75,9 @@ PYBIND11_MODULE(_core, m) {
         "probes, probes_failed, last_region_final.");
   m.def("_reset_adaptive", &fusedrnn::reset_adaptive, py::arg("probe_ms") = 50.0,
         py::arg("probe_max_ms") = 2000.0, py::arg("threads") = 0,
+        py::arg("stall_min_ms") = 0.5,
         "Tests only: the default (adaptive) thread count again (threads: 0 for the CPUs), "
-        "the policy reset, its probe interval set.");
+        "the policy reset, its probe interval and shortest stall set.");
   m.def("_slow_worker", &fusedrnn::slow_worker, py::arg("rank"), py::arg("step"),
         py::arg("ms"),
         "Tests only: rank sleeps ms before its step-th step barrier of the next region "

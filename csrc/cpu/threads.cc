@@ -48,8 +48,9 @@ std::atomic<int> g_default_threads{0};  // the default (tests: reset_adaptive); 
 // first thread to arrive did since the previous barrier (the work is split evenly, so
 // on an idle machine the others arrive within a fraction of it).  A descheduled thread
 // costs a scheduler time slice, milliseconds.
-constexpr int64_t kStallMinNs = 500000;  // 0.5 ms
+constexpr int64_t kStallMinNs = 500000;  // 0.5 ms (tests: reset_adaptive's stall_min_ms)
 constexpr int64_t kStallFactor = 2;
+std::atomic<int64_t> g_stall_min_ns{kStallMinNs};
 constexpr double kProbeMs = 50, kProbeMaxMs = 2000;
 
 int64_t now_ns() {
@@ -61,7 +62,8 @@ int64_t now_ns() {
 int64_t ms_to_ns(double ms) { return static_cast<int64_t>(ms * 1e6); }
 
 bool is_stall(int64_t work_ns, int64_t wait_ns) {
-  return wait_ns > kStallMinNs && wait_ns > kStallFactor * work_ns;
+  return wait_ns > g_stall_min_ns.load(std::memory_order_relaxed) &&
+         wait_ns > kStallFactor * work_ns;
 }
 
 // Between regions a worker spins briefly, then keeps polling with sched_yield (it gives
@@ -399,10 +401,10 @@ AdaptiveState adaptive_state() {
   return s;
 }
 
-void reset_adaptive(double probe_ms, double probe_max_ms, int threads) {
-  if (!(probe_ms >= 0) || !(probe_max_ms >= probe_ms) || threads < 0)
-    throw std::invalid_argument(
-        "reset_adaptive: expected 0 <= probe_ms <= probe_max_ms and threads >= 0");
+void reset_adaptive(double probe_ms, double probe_max_ms, int threads, double stall_min_ms) {
+  if (!(probe_ms >= 0) || !(probe_max_ms >= probe_ms) || threads < 0 || !(stall_min_ms >= 0))
+    throw std::invalid_argument("reset_adaptive: expected 0 <= probe_ms <= probe_max_ms, "
+                                "threads >= 0 and stall_min_ms >= 0");
   Team& t = team();
   std::lock_guard<std::mutex> lock(t.region_mutex());
   g_num_threads.store(0, std::memory_order_relaxed);
@@ -410,6 +412,7 @@ void reset_adaptive(double probe_ms, double probe_max_ms, int threads) {
   g_policy = Policy{};
   g_policy.probe_ms = g_policy.probe_base_ms = probe_ms;
   g_policy.probe_max_ms = probe_max_ms;
+  g_stall_min_ns.store(ms_to_ns(stall_min_ms), std::memory_order_relaxed);
 }
 
 void slow_worker(int rank, int step, double ms) {

@@ -92,8 +92,9 @@ struct AdaptiveState {
 AdaptiveState adaptive_state();
 
 // Tests only: back to the default (adaptive) count, `threads` of them (0: the CPUs), the
-// policy's state cleared, probes after probe_ms, doubling up to probe_max_ms.
-void reset_adaptive(double probe_ms, double probe_max_ms, int threads);
+// policy's state cleared, probes after probe_ms, doubling up to probe_max_ms, and waits
+// shorter than stall_min_ms (0.5 by default) never a stall.
+void reset_adaptive(double probe_ms, double probe_max_ms, int threads, double stall_min_ms);
 // Tests only: rank `rank` sleeps `ms` before its step-th step barrier (counted from 0) of
 // the next region that has one: a descheduled worker, once.
 void slow_worker(int rank, int step, double ms);
