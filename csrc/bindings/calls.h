@@ -41,6 +41,7 @@ py::array activation(const std::string& which, const py::array& x);
 
 // float32 FMA GFLOP/s of one thread with the selected ISA.
 double fma_peak(double seconds);
+py::dict adaptive_threads_dict();
 
 // The selected ISA and the ones available, compiled and emulated.
 py::dict cpu_info_dict();

@@ -100,6 +100,18 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", &fusedrnn::get_num_threads);
   m.def("_last_region_threads", &fusedrnn::last_region_threads,
         "Tests only: threads that ran the last parallel region this thread started.");
+  m.def("_adaptive_threads", &b::adaptive_threads_dict,
+        "The contention policy's state: adaptive, cap, probe_interval_ms, stalls, shrinks, "
+        "probes, probes_failed, last_region_final.");
+  m.def("_reset_adaptive", &fusedrnn::reset_adaptive, py::arg("probe_ms") = 50.0,
+        py::arg("probe_max_ms") = 2000.0, py::arg("threads") = 0,
+        py::arg("stall_min_ms") = 0.5,
+        "Tests only: the default (adaptive) thread count again (threads: 0 for the CPUs), "
+        "the policy reset, its probe interval and shortest stall set.");
+  m.def("_slow_worker", &fusedrnn::slow_worker, py::arg("rank"), py::arg("step"),
+        py::arg("ms"),
+        "Tests only: rank sleeps ms before its step-th step barrier of the next region "
+        "that has one.");
   m.def("_use_isa", &fusedrnn::use_isa, py::arg("isa"),
         "Tests only: switch the kernels that newly packed weights use.");
   m.def("_activation", &b::activation, py::arg("which"), py::arg("x"),

@@ -1,5 +1,6 @@
 // Probes of the selected ISA for the tests and the benchmark: the vector activations
-// (exp, sigmoid, tanh) on an array, one thread's float32 FMA peak, and cpu_info as a dict.
+// (exp, sigmoid, tanh) on an array, one thread's float32 FMA peak, cpu_info and the
+// thread team's contention policy as dicts.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>  // cpu_info's lists of ISA names
@@ -12,6 +13,7 @@
 #include "bindings/arrays.h"
 #include "bindings/calls.h"
 #include "cpu/dispatch.h"
+#include "cpu/threads.h"
 #include "fusedrnn/kernels.h"
 
 namespace fusedrnn::bindings {
@@ -45,6 +47,20 @@ double fma_peak(double seconds) {
   // Safe without the GIL: a register-only loop that touches no Python object.
   py::gil_scoped_release release;
   return fusedrnn::kernels_f32().fma_peak(seconds);
+}
+
+py::dict adaptive_threads_dict() {
+  const auto s = fusedrnn::adaptive_state();
+  py::dict d;
+  d["adaptive"] = s.adaptive;
+  d["cap"] = s.cap;
+  d["probe_interval_ms"] = s.probe_interval_ms;
+  d["stalls"] = s.stalls;
+  d["shrinks"] = s.shrinks;
+  d["probes"] = s.probes;
+  d["probes_failed"] = s.probes_failed;
+  d["last_region_final"] = s.last_region_final;
+  return d;
 }
 
 py::dict cpu_info_dict() {

@@ -40,7 +40,31 @@ int available_cpus() {
 }
 
 namespace {
-std::atomic<int> g_num_threads{0};  // 0: not set yet, use available_cpus()
+std::atomic<int> g_num_threads{0};  // 0: not set yet, use the default
+std::atomic<int> g_default_threads{0};  // the default (tests: reset_adaptive); 0: the CPUs
+
+// The contention policy (threads.h, "Contention").  A wait at a barrier or at the end of
+// a region is a stall when it exceeds kStallMin and kStallFactor times the work the
+// first thread to arrive did since the previous barrier (the work is split evenly, so
+// on an idle machine the others arrive within a fraction of it).  A descheduled thread
+// costs a scheduler time slice, milliseconds.
+constexpr int64_t kStallMinNs = 500000;  // 0.5 ms (tests: reset_adaptive's stall_min_ms)
+constexpr int64_t kStallFactor = 2;
+std::atomic<int64_t> g_stall_min_ns{kStallMinNs};
+constexpr double kProbeMs = 50, kProbeMaxMs = 2000;
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t ms_to_ns(double ms) { return static_cast<int64_t>(ms * 1e6); }
+
+bool is_stall(int64_t work_ns, int64_t wait_ns) {
+  return wait_ns > g_stall_min_ns.load(std::memory_order_relaxed) &&
+         wait_ns > kStallFactor * work_ns;
+}
 
 // Between regions a worker spins briefly, then keeps polling with sched_yield (it gives
 // its CPU to any other thread that wants it, so it costs others almost nothing, but
@@ -67,7 +91,9 @@ void spin_wait(F&& done) {
 
 int get_num_threads() {
   const int n = g_num_threads.load(std::memory_order_relaxed);
-  return n > 0 ? n : available_cpus();
+  if (n > 0) return n;
+  const int d = g_default_threads.load(std::memory_order_relaxed);
+  return d > 0 ? d : available_cpus();
 }
 
 void set_num_threads(int n) {
@@ -76,18 +102,36 @@ void set_num_threads(int n) {
   g_num_threads.store(n, std::memory_order_relaxed);
 }
 
+// What Team::run reports about a region.
+struct RegionResult {
+  int ran = 1;       // threads that ran fn
+  int final = 1;     // threads left at its end (fewer after a step barrier dropped some)
+  int shrinks = 0;   // step barriers that dropped a thread
+  bool stalled = false;
+};
+
+// A slow worker for the tests (reset_adaptive): rank (-1 once it has slept), step,
+// nanoseconds.
+std::atomic<int> g_slow_rank{-1}, g_slow_step{0};
+std::atomic<int64_t> g_slow_ns{0};
+
 class Team {
  public:
   // The region lock: taken by the thread that starts a region.
   std::mutex& region_mutex() { return region_mu_; }
 
-  // Returns how many threads ran fn: the caller and every worker that finished it.
-  int run(int n, const std::function<void(ThreadCtx&)>& fn) {
+  // Runs fn on n threads; adaptive: time the waits, and let step barriers shrink the
+  // region (the default thread count).
+  RegionResult run(int n, const std::function<void(ThreadCtx&)>& fn, bool adaptive) {
     grow(n - 1);
     fn_ = &fn;
-    size_ = n;
     done_.store(0, std::memory_order_relaxed);
     bar_count_.store(0, std::memory_order_relaxed);
+    active_.store(n, std::memory_order_relaxed);
+    adaptive_ = adaptive;
+    stalled_.store(false, std::memory_order_relaxed);
+    shrinks_.store(0, std::memory_order_relaxed);
+    if (adaptive) release_ns_.store(now_ns(), std::memory_order_relaxed);
     error_ = nullptr;
     {
       // The generation and the region's size travel in one word, so a worker never
@@ -107,22 +151,41 @@ class Team {
     } catch (...) {
       err = std::current_exception();
     }
-    // The region ends when its n - 1 workers have finished; fn_ stays valid till then.
+    // The region ends when its n - 1 workers have finished (dropped ones included);
+    // fn_ stays valid till then.  A long wait here is a stall too, for the next regions.
+    const int64_t t0 = adaptive ? now_ns() : 0;
     spin_wait([&] { return done_.load(std::memory_order_acquire) == n - 1; });
+    RegionResult r;
+    if (adaptive) {
+      const int64_t t1 = now_ns();
+      if (is_stall(t0 - release_ns_.load(std::memory_order_relaxed), t1 - t0))
+        stalled_.store(true, std::memory_order_relaxed);
+    }
     fn_ = nullptr;
     if (err) std::rethrow_exception(err);
     if (error_) std::rethrow_exception(error_);
-    return 1 + done_.load(std::memory_order_acquire);
+    r.ran = 1 + done_.load(std::memory_order_acquire);
+    r.final = active_.load(std::memory_order_relaxed);
+    r.stalled = stalled_.load(std::memory_order_relaxed);
+    r.shrinks = shrinks_.load(std::memory_order_relaxed);
+    return r;
   }
 
-  void barrier() {
+  // The region's barrier; may_shrink: a step barrier (ThreadCtx::step_barrier), where a
+  // stall drops the highest rank.  Returns the region's size after it.
+  int barrier(bool may_shrink) {
     const int sense = bar_sense_.load(std::memory_order_acquire);
-    if (bar_count_.fetch_add(1, std::memory_order_acq_rel) == size_ - 1) {
+    const int n = active_.load(std::memory_order_relaxed);  // fixed until this releases
+    const int ticket = bar_count_.fetch_add(1, std::memory_order_acq_rel);
+    if (adaptive_ && ticket == 0) first_ns_.store(now_ns(), std::memory_order_relaxed);
+    if (ticket == n - 1) {
+      if (adaptive_) judge(n, may_shrink);
       bar_count_.store(0, std::memory_order_relaxed);
       bar_sense_.store(sense ^ 1, std::memory_order_release);
-      return;
+    } else {
+      spin_wait([&] { return bar_sense_.load(std::memory_order_acquire) != sense; });
     }
-    spin_wait([&] { return bar_sense_.load(std::memory_order_acquire) != sense; });
+    return active_.load(std::memory_order_relaxed);
   }
 
  private:
@@ -135,6 +198,22 @@ class Team {
       workers_.emplace_back([this, rank, seen] { loop(rank, seen); });
       workers_.back().detach();  // the team lives as long as the process
     }
+  }
+
+  // The last thread to arrive at a barrier: was the wait of the first one a stall?
+  // (first_ns_ older than the last release: the first arriver has not written it yet, so
+  // no judgement this time.)
+  void judge(int n, bool may_shrink) {
+    const int64_t now = now_ns(), first = first_ns_.load(std::memory_order_relaxed);
+    const int64_t rel = release_ns_.load(std::memory_order_relaxed);
+    if (first >= rel && is_stall(first - rel, now - first)) {
+      stalled_.store(true, std::memory_order_relaxed);
+      if (may_shrink && n > 1) {
+        active_.store(n - 1, std::memory_order_relaxed);  // published by the release
+        shrinks_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    release_ns_.store(now_ns(), std::memory_order_relaxed);
   }
 
   void loop(int rank, uint64_t seen) {
@@ -178,15 +257,31 @@ class Team {
   std::vector<std::thread> workers_;
   std::atomic<uint64_t> job_{0};  // generation << 16 | region size
   const std::function<void(ThreadCtx&)>* fn_ = nullptr;
-  int size_ = 1;
   std::atomic<int> done_{0};
   std::exception_ptr error_;
+  bool adaptive_ = false;  // written before the job is published, read-only in the region
+  std::atomic<bool> stalled_{false};
+  std::atomic<int> shrinks_{0};
   alignas(64) std::atomic<int> bar_count_{0};
+  std::atomic<int> active_{1};  // threads in the region (step barriers may lower it)
   alignas(64) std::atomic<int> bar_sense_{0};
+  alignas(64) std::atomic<int64_t> first_ns_{0};  // the first arrival at the open barrier
+  std::atomic<int64_t> release_ns_{0};            // the last release (or region start)
 };
 
 void ThreadCtx::barrier() {
-  if (size_ > 1) team_->barrier();
+  if (size_ > 1) team_->barrier(false);
+}
+
+bool ThreadCtx::step_barrier() {
+  if (size_ <= 1) return true;
+  int slow = rank_;  // the tests' slow worker, once
+  if (steps_ == g_slow_step.load(std::memory_order_relaxed) &&
+      g_slow_rank.compare_exchange_strong(slow, -1, std::memory_order_relaxed))
+    std::this_thread::sleep_for(std::chrono::nanoseconds(g_slow_ns.load(std::memory_order_relaxed)));
+  ++steps_;
+  size_ = team_->barrier(true);
+  return rank_ < size_;
 }
 
 namespace {
@@ -214,6 +309,44 @@ Team& team() {
   return *g_team;
 }
 
+// The policy's state across regions; read and written only under the region lock
+// (parallel() holds it), except by adaptive_state() and reset_adaptive(), which take it.
+struct Policy {
+  int cap = 0;  // 0: none
+  int64_t next_probe_ns = 0;
+  double probe_ms = kProbeMs, probe_base_ms = kProbeMs, probe_max_ms = kProbeMaxMs;
+  int64_t stalls = 0, shrinks = 0, probes = 0, probes_failed = 0;
+  int64_t last_stall_ns = 0;
+  int last_final = 0;
+};
+Policy g_policy;
+
+// After a region of n threads (probe: n was cap + 1).  A stall caps the next regions at
+// the threads that kept up and sets the wait before the next probe: doubled (up to
+// probe_max_ms) when the previous stall was recent (within 10 waits), else back to
+// probe_base_ms.  A probe that did not stall lifts the cap by one.  So under lasting
+// contention the probes thin out to one per probe_max_ms, and after a lone stall on a
+// quiet machine the team is whole again within probe_base_ms.
+void after_region(Policy& p, int n, bool probe, const RegionResult& r) {
+  const int64_t now = now_ns();
+  p.last_final = r.final;
+  p.shrinks += r.shrinks;
+  if (probe) ++p.probes;
+  if (r.stalled) {
+    ++p.stalls;
+    if (probe) ++p.probes_failed;
+    const int keep = std::max(1, std::min(r.final, n - 1));
+    p.cap = p.cap > 0 ? std::min(p.cap, keep) : keep;
+    const bool recent = p.stalls > 1 && now - p.last_stall_ns < 10 * ms_to_ns(p.probe_ms);
+    p.probe_ms = recent ? std::min(p.probe_max_ms, 2 * p.probe_ms) : p.probe_base_ms;
+    p.last_stall_ns = now;
+    p.next_probe_ns = now + ms_to_ns(p.probe_ms);
+  } else if (probe) {
+    p.cap = n >= get_num_threads() ? 0 : n;
+    p.next_probe_ns = now + ms_to_ns(p.probe_ms);
+  }
+}
+
 }  // namespace
 
 void parallel(int n, const std::function<void(ThreadCtx&)>& fn) {
@@ -232,9 +365,62 @@ void parallel(int n, const std::function<void(ThreadCtx&)>& fn) {
     fn(ctx);
     return;
   }
-  t_last_region_threads = t.run(want, fn);
+  const bool adaptive = g_num_threads.load(std::memory_order_relaxed) == 0;
+  Policy& p = g_policy;
+  bool probe = false;
+  if (adaptive && p.cap > 0 && want > p.cap) {
+    probe = now_ns() >= p.next_probe_ns;
+    want = probe ? p.cap + 1 : p.cap;
+  }
+  if (want <= 1) {
+    lock.unlock();
+    ThreadCtx ctx;
+    fn(ctx);
+    return;
+  }
+  const RegionResult r = t.run(want, fn, adaptive);
+  t_last_region_threads = r.ran;
+  if (adaptive) after_region(p, want, probe, r);
 }
 
 int last_region_threads() { return t_last_region_threads; }
+
+AdaptiveState adaptive_state() {
+  Team& t = team();
+  std::lock_guard<std::mutex> lock(t.region_mutex());
+  const Policy& p = g_policy;
+  AdaptiveState s;
+  s.adaptive = g_num_threads.load(std::memory_order_relaxed) == 0;
+  s.cap = p.cap;
+  s.probe_interval_ms = p.probe_ms;
+  s.stalls = p.stalls;
+  s.shrinks = p.shrinks;
+  s.probes = p.probes;
+  s.probes_failed = p.probes_failed;
+  s.last_region_final = p.last_final;
+  return s;
+}
+
+void reset_adaptive(double probe_ms, double probe_max_ms, int threads, double stall_min_ms) {
+  if (!(probe_ms >= 0) || !(probe_max_ms >= probe_ms) || threads < 0 || !(stall_min_ms >= 0))
+    throw std::invalid_argument("reset_adaptive: expected 0 <= probe_ms <= probe_max_ms, "
+                                "threads >= 0 and stall_min_ms >= 0");
+  Team& t = team();
+  std::lock_guard<std::mutex> lock(t.region_mutex());
+  g_num_threads.store(0, std::memory_order_relaxed);
+  g_default_threads.store(threads, std::memory_order_relaxed);
+  g_policy = Policy{};
+  g_policy.probe_ms = g_policy.probe_base_ms = probe_ms;
+  g_policy.probe_max_ms = probe_max_ms;
+  g_stall_min_ns.store(ms_to_ns(stall_min_ms), std::memory_order_relaxed);
+}
+
+void slow_worker(int rank, int step, double ms) {
+  if (step < 0 || !(ms >= 0))
+    throw std::invalid_argument("slow_worker: expected step >= 0 and ms >= 0");
+  g_slow_step.store(step, std::memory_order_relaxed);
+  g_slow_ns.store(static_cast<int64_t>(ms * 1e6), std::memory_order_relaxed);
+  g_slow_rank.store(rank, std::memory_order_relaxed);
+}
 
 }  // namespace fusedrnn

@@ -10,6 +10,16 @@
 // every output element is computed by one thread in an order fixed by the problem
 // sizes alone; results are then bit-identical for any thread count.
 //
+// Contention: while the thread count is the default (set_num_threads never called), the
+// team adapts to other processes taking CPUs.  A barrier wait far longer than the work
+// before it (a worker descheduled mid-step) is a stall: at a step barrier
+// (ctx.step_barrier(), once per time step) the region drops its highest rank for the
+// rest of the call, and the next regions are capped at the threads that kept up; a
+// later region now and then probes one thread more (exponential back-off while the
+// probes stall).  A pinned count (set_num_threads, FUSEDRNN_NUM_THREADS) is used as
+// given.  Whole panels move between threads, never part of a sum, so a shrink does not
+// change a bit of the results.
+//
 // Compiled without ISA flags (plain C++): it is shared by every ISA's kernels.
 #pragma once
 
@@ -27,16 +37,24 @@ class ThreadCtx {
   int size() const { return size_; }
   // All `size()` threads of this region wait here until each has arrived.
   void barrier();
+  // A barrier between two time steps, where the region may shrink (see "Contention"
+  // above).  Returns false if this thread has been dropped: it must return from the
+  // region's function at once, touching nothing more.  Otherwise size() may now be
+  // smaller (ranks stay 0 .. size() - 1), so split the next step's work after it.
+  bool step_barrier();
 
  private:
   friend class Team;
   Team* team_ = nullptr;
   int rank_ = 0, size_ = 1;
+  int steps_ = 0;  // step barriers passed in this region (the tests' slow-worker hook)
 };
 
-// Threads that parallel kernels use (default: the CPUs this process may run on).
+// Threads that parallel kernels use (default: the CPUs this process may run on).  With
+// the default count the team may run fewer under contention (see above); this still
+// returns the default.
 int get_num_threads();
-// n >= 1; throws std::invalid_argument otherwise.
+// n >= 1; throws std::invalid_argument otherwise.  Pins the count: no adaptation.
 void set_num_threads(int n);
 // CPUs this process may run on (its affinity mask), at least 1.
 int available_cpus();
@@ -60,5 +78,25 @@ inline void split(int64_t n, int rank, int size, int64_t& begin, int64_t& end) {
 // Tests only: how many threads ran fn in the last parallel() region started by the
 // calling thread (0 before its first).
 int last_region_threads();
+
+// The contention policy's state (tests and diagnostics).
+struct AdaptiveState {
+  bool adaptive = false;        // the count is the default, so the team adapts
+  int cap = 0;                  // the regions' current limit, 0 for none
+  double probe_interval_ms = 0;  // wait before the next probe of cap + 1 threads
+  int64_t stalls = 0;           // regions that stalled
+  int64_t shrinks = 0;          // step barriers that dropped a thread
+  int64_t probes = 0, probes_failed = 0;
+  int last_region_final = 0;    // threads left at the end of the last team region
+};
+AdaptiveState adaptive_state();
+
+// Tests only: back to the default (adaptive) count, `threads` of them (0: the CPUs), the
+// policy's state cleared, probes after probe_ms, doubling up to probe_max_ms, and waits
+// shorter than stall_min_ms (0.5 by default) never a stall.
+void reset_adaptive(double probe_ms, double probe_max_ms, int threads, double stall_min_ms);
+// Tests only: rank `rank` sleeps `ms` before its step-th step barrier (counted from 0) of
+// the next region that has one: a descheduled worker, once.
+void slow_worker(int rank, int step, double ms);
 
 }  // namespace fusedrnn

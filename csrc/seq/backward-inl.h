@@ -97,7 +97,8 @@ FUSEDRNN_INLINE void fused_backward_cell(const FusedBackward<T>& f, int64_t t, i
   }
 }
 
-// One thread's part of the reverse loop: its panels of every step, a barrier after each.
+// One thread's part of the reverse loop: its panels of every step, a barrier after each
+// (a step barrier: the panels are split again after it, see cpu/threads.h).
 template <class T, Cell C>
 void fused_backward_thread(ThreadCtx& ctx, const FusedBackward<T>& f) {
   using V = Vec<T>;
@@ -107,12 +108,12 @@ void fused_backward_thread(ThreadCtx& ctx, const FusedBackward<T>& f) {
   const int64_t* bs = d.bs;
   const int64_t* off = d.off;
   int64_t q0, q1;
-  split(f.panels, ctx.rank(), ctx.size(), q0, q1);
   T* as = f.pack_a ? f.a_strips + ctx.rank() * f.strips * MR * GH : nullptr;
   // Step t's tiles: dh_t = dy_t + direct + dgh_{t+1} W_hh, then the cell backward.
   // Rows b >= na = bs[t + 1] end at step t: no product, dh_n comes in through direct.
   // t = -1 is the last product alone: dh0.
   for (int64_t t = d.T - 1; t >= -1; --t) {
+    split(f.panels, ctx.rank(), ctx.size(), q0, q1);
     const int64_t mt = t >= 0 ? bs[t] : B, na = bs[t + 1];
     // Rows of the state regions holding step t's input and output states.
     const int64_t r_prev = t >= 0 ? prev_row(d, t) : 0, r_out = t >= 0 ? out_row(d, t) : 0;
@@ -130,7 +131,7 @@ void fused_backward_thread(ThreadCtx& ctx, const FusedBackward<T>& f) {
       // are run-time values, as in the forward.
       rows_tiles<T, MR, NV>(mt, na, GH, a_of, a_rs, a_cs, Bp, epi);
     }
-    ctx.barrier();
+    if (!ctx.step_barrier()) return;
   }
 }
 

@@ -163,7 +163,8 @@ FUSEDRNN_INLINE void fused_forward_panel(ThreadCtx& ctx, const FusedForward<T>& 
 }
 
 // One thread's part of the whole sequence: its panels of every step, a barrier after
-// each step (and after each block's input projection when blocked).
+// each step (and after each block's input projection when blocked).  The panels are
+// split again after every step barrier, where the team may shrink (cpu/threads.h).
 template <class T, Cell C>
 void fused_forward_thread(ThreadCtx& ctx, const FusedForward<T>& f) {
   constexpr int MR = FusedTile<T, C>::MR, G = FusedTile<T, C>::G;
@@ -171,10 +172,10 @@ void fused_forward_thread(ThreadCtx& ctx, const FusedForward<T>& f) {
   const int64_t T_ = d.T, H = d.H, GH = G * H;
   const int64_t* off = d.off;
   int64_t p0, p1;
-  split(f.panels, ctx.rank(), ctx.size(), p0, p1);
   T* hs = f.pack_h ? f.h_strips + ctx.rank() * f.strips * MR * H : nullptr;
   int64_t gx_row0 = 0;  // the first packed row held by the scratch (blocked)
   for (int64_t t = 0; t < T_; ++t) {
+    split(f.panels, ctx.rank(), ctx.size(), p0, p1);
     if (f.blocked && t % f.Tc == 0) {
       const int64_t t1 = std::min(T_, t + f.Tc);
       gx_row0 = off[t];
@@ -194,7 +195,7 @@ void fused_forward_thread(ThreadCtx& ctx, const FusedForward<T>& f) {
     s.hs = hs;
     if (f.pack_h && p0 < p1) pack_strips<T, MR>(s.M, H, s.h_prev, hs);
     for (int64_t p = p0; p < p1; ++p) fused_forward_panel<T, C>(ctx, f, s, p);
-    ctx.barrier();
+    if (!ctx.step_barrier()) return;
   }
 }
 

@@ -72,7 +72,7 @@ void forward_reset_before(const Weights<T>& w, const Dims& d, const T* x, const 
       for (int64_t b = b0; b < b1; ++b)
         gru_rb_fwd_n_row<T>(H, gxt + b * GH, gh.data() + b * H, h_prev + b * H, yt + b * H,
                             h_save ? h_save + b * H : nullptr);
-      ctx.barrier();
+      if (!ctx.step_barrier()) return;  // the team may shrink here (cpu/threads.h)
     }
   });
   final_states(d, H, y, [&](int64_t t) { return off[t]; }, h_n);
@@ -119,8 +119,8 @@ void backward_reset_before(const Weights<T>& w, const Dims& d, const T* x, const
                             dgt + b * GH, next + b * H);
       ctx.barrier();
       gemm<T>(ctx, M, dgt, GH, 1, w.whh, next, H, true, nullptr);
-      ctx.barrier();
       std::swap(rec, next);
+      if (!ctx.step_barrier()) return;  // the team may shrink here (cpu/threads.h)
     }
   });
   if (T_ % 2 == 1) std::swap(dh_rec, dh_next);  // where the threads' `rec` ended

@@ -62,8 +62,8 @@ void forward_proj(const Weights<T>& w, const Dims& d, const T* x, const T* h0, c
   const int nthreads = threads_for(2.0 * B * H * (4 * P + P), panels);
   parallel(nthreads, [&](ThreadCtx& ctx) {
     int64_t p0, p1;
-    split(panels, ctx.rank(), ctx.size(), p0, p1);
     for (int64_t t = 0; t < T_; ++t) {
+      split(panels, ctx.rank(), ctx.size(), p0, p1);  // again after each step barrier
       const int64_t M = bs[t];
       const T* h_prev =
           train ? ws_h + prev_row(d, t) * P : (t == 0 ? h0 : y + off[t - 1] * P);
@@ -88,7 +88,7 @@ void forward_proj(const Weights<T>& w, const Dims& d, const T* x, const T* h0, c
       ctx.barrier();
       gemm<T>(ctx, M, mt, H, 1, w.whr_t, train ? ws_h + out_row(d, t) * P : y + off[t] * P, P,
               false, nullptr);
-      ctx.barrier();
+      if (!ctx.step_barrier()) return;
     }
   });
   if (train) std::memcpy(y, ws_h + B * P, sizeof(T) * d.N * P);
@@ -128,9 +128,9 @@ void backward_proj(const Weights<T>& w, const Dims& d, const T* x, const T* ws, 
   const int nthreads = threads_for(2.0 * B * H * (4 * P + P), std::max(panels_p, panels_h));
   parallel(nthreads, [&](ThreadCtx& ctx) {
     int64_t q0, q1, r0, r1;
-    split(panels_p, ctx.rank(), ctx.size(), q0, q1);
-    split(panels_h, ctx.rank(), ctx.size(), r0, r1);
     for (int64_t t = T_ - 1; t >= -1; --t) {
+      split(panels_p, ctx.rank(), ctx.size(), q0, q1);  // again after each step barrier
+      split(panels_h, ctx.rank(), ctx.size(), r0, r1);
       const int64_t mt = t >= 0 ? bs[t] : B, na = bs[t + 1];
       const T* A = dgi.data() + off[t + 1] * GH;
       T* dh_t = t >= 0 ? dh_all.data() + off[t] * P : dh0;
@@ -171,7 +171,7 @@ void backward_proj(const Weights<T>& w, const Dims& d, const T* x, const T* ws, 
               }
             });
       }
-      ctx.barrier();
+      if (!ctx.step_barrier()) return;
     }
   });
   std::memcpy(dc0, dc.data(), sizeof(T) * BH);

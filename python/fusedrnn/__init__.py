@@ -6,6 +6,8 @@ against.  ``fusedrnn.quantize_dynamic`` makes int8 / 16-bit inference copies
 (``fusedrnn.quantized``, docs/quantization.md).  See README.md.
 """
 
+import os
+
 from . import _core, convert, functional, optim, reference
 from .layers import GRU, LSTM, RNN, GRUCell, IncompatibleKeys, LSTMCell, RNNCell, Tape
 from . import quantized  # noqa: E402, I001  (after the layers it quantizes)
@@ -54,8 +56,14 @@ def set_num_threads(n: int) -> None:
     """Set the number of threads fusedrnn's kernels use (default: the CPUs this process may run on).
 
     This setting alone governs fusedrnn; ``torch.set_num_threads`` and OMP_NUM_THREADS
-    do not.  Small problems use fewer threads than this where a step is too short to
-    share.  Results are bit-identical for any thread count.
+    do not; the environment variable FUSEDRNN_NUM_THREADS sets it at import.  Small
+    problems use fewer threads than this where a step is too short to share.  Results
+    are bit-identical for any thread count.
+
+    A count set here (or by FUSEDRNN_NUM_THREADS) is used as given.  The default count
+    instead adapts to contention: when other processes take the CPUs so that a thread
+    of the team waits for a descheduled one, the team runs fewer threads for a while
+    and probes for more later (docs/architecture.md, "Threading").
     """
     if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
         raise TypeError(f"n: expected an int, got {type(n).__name__}")
@@ -68,3 +76,19 @@ def set_num_threads(n: int) -> None:
 def get_num_threads() -> int:
     """The number of threads fusedrnn's kernels may use (see set_num_threads)."""
     return _core.get_num_threads()
+
+
+def _threads_from_environment() -> None:
+    value = os.environ.get("FUSEDRNN_NUM_THREADS", "").strip()
+    if not value:
+        return
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"FUSEDRNN_NUM_THREADS: expected an integer >= 1, got {value!r}")
+    _core.set_num_threads(n)
+
+
+_threads_from_environment()

@@ -1,6 +1,6 @@
 """Type stub of the private compiled module fusedrnn._core (use the fusedrnn package)."""
 
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -82,6 +82,13 @@ def _last_region_threads() -> int:
 def fma_peak(seconds: float = 0.2) -> float:
     """float32 FMA GFLOP/s of one thread with the selected ISA (a register-only loop)."""
 
+def _adaptive_threads() -> dict[str, Any]:
+    """The contention policy's state (adaptive, cap, probe_interval_ms, stalls, ...)."""
+def _reset_adaptive(probe_ms: float = 50.0, probe_max_ms: float = 2000.0,
+                    threads: int = 0, stall_min_ms: float = 0.5) -> None:
+    """Tests only: the default (adaptive) thread count again, the policy reset."""
+def _slow_worker(rank: int, step: int, ms: float) -> None:
+    """Tests only: rank sleeps ms before its step-th step barrier of the next region."""
 def _use_isa(isa: str) -> None: ...
 def _activation(which: str, x: npt.NDArray[np.floating]) -> np.ndarray: ...
 

@@ -19,7 +19,7 @@ import numpy as np
 import fusedrnn as fr
 from fusedrnn import reference as ref
 
-from . import peer_ort, peer_torch
+from . import peer_openvino, peer_ort, peer_torch
 from .grid import MODES, Kind, Shape, flops
 from .peer_torch import as_numpy
 
@@ -78,6 +78,7 @@ class Case:
         self._torch_module = self._dropin_module = None
         peer_torch.attach(self)
         peer_ort.attach(self, threads)
+        peer_openvino.attach(self, threads)  # only when asked for (bench --openvino)
 
     def _make_module(self, seed):
         s = self.shape

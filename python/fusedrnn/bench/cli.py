@@ -12,18 +12,20 @@ import fusedrnn as fr
 
 from . import report, table, trust
 from .case import Case
+from .ceiling import ceiling_line, measure_ceiling
 from .grid import KINDS, MODES, PEERS, QUICK_ROW_NAMES, QUICK_T, ROWS, grid, shapes
 from .machine import (fma_peak, load_average, machine_info, matplotlib_or_none, missing_peers,
-                      set_threads, system_cores, thread_info, thread_line)
+                      set_threads, system_cores, thread_info, thread_line, want_openvino)
 from .plot import plot
 from .quant import DTYPES, QUANT_ROWS, QUICK_QUANT_ROWS
 from .timing import measure, to_json
 
 DESCRIPTION = """\
 Time fusedrnn's LSTM/GRU/RNN against the NumPy reference, PyTorch, fusedrnn.torch's drop-in
-torch.nn modules and ONNX Runtime (those three when importable), in one process, the peers
-alternating.  Every ratio is the other code's time / fusedrnn's: > 1 means fusedrnn is
-faster.  Columns, ratios, spread and noise: docs/benchmarks.md.
+torch.nn modules and ONNX Runtime (those three when importable; OpenVINO with --openvino), in
+one process, the peers alternating, and numpy.matmul of each row's input projection.  Every
+ratio is the other code's time / fusedrnn's: > 1 means fusedrnn is faster.  Columns, ratios,
+spread and noise: docs/benchmarks.md.
 
 --quant: the quantized rows instead (inference): fusedrnn.quantize_dynamic's int8, float16
 and bfloat16 modules against our float32 module, torch's quantize_dynamic (qint8, float16)
@@ -91,6 +93,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="thread counts, one table each: fusedrnn.set_num_threads, "
                    "torch.set_num_threads (the drop-in gets both) and ORT's "
                    "intra_op_num_threads (default 1)")
+    p.add_argument("--openvino", action="store_true",
+                   help="also time OpenVINO (inference; needs `pip install openvino` and torch: "
+                   "its model is openvino.convert_model of the torch module); column x OV")
     p.add_argument("--wide", action="store_true",
                    help="every column: the peers' times, the drop-in's overhead over ours "
                    "and the runs per peer (about 190 characters wide)")
@@ -182,6 +187,8 @@ class Run:
         self.settings = settings(args)
         self.peak = fma_peak(0.2)  # once, before anything else runs
         self.load_start = load_average()
+        want_openvino(getattr(args, "openvino", False))
+        self.ceilings = []
         set_threads(args.threads[0])
         self.info = machine_info()
         self.cases = grid(args.kinds, args.rows, args.modes, quick=args.quick)
@@ -199,8 +206,10 @@ class Run:
             if group:
                 print()
                 print(table.table_header(unit, self.args.wide), flush=True)
-                for kind, shape, mode in group:
+                for i, (kind, shape, mode) in enumerate(group):
                     self.line(kind, shape, mode, n)
+                    if i + 1 == len(group) or group[i + 1][:2] != (kind, shape):
+                        self.ceiling(kind, shape, n)
 
     def line(self, kind, shape, mode, n) -> None:
         min_runs, budget, ref_limit = self.settings
@@ -213,6 +222,15 @@ class Run:
         self.progress.finish()
         print(table.table_row(m, self.peak, self.args.wide), flush=True)
 
+    def ceiling(self, kind, shape, n) -> None:
+        """The ceiling line after a kind and row's lines: numpy.matmul of its input
+        projection (bench/ceiling.py)."""
+        c = measure_ceiling(kind, shape, n, self.peak, budget_s=min(self.settings[1], 0.5))
+        c["threads"] = n
+        self.ceilings.append(c)
+        widths = [w for _, w, _ in table.columns(self.args.wide)[:6]]
+        print(ceiling_line(c, shape.is_cell, widths), flush=True)
+
     def warnings(self) -> list:
         counts = self.args.threads
         self.load_end = load_average()
@@ -224,13 +242,14 @@ class Run:
         args = self.args
         min_runs, budget, ref_limit = self.settings
         doc = {"machine": self.info, "fma_peak_gflops": self.peak,
-               "thread_counts": args.threads, "tables": self.tables, "peers": list(PEERS),
+               "thread_counts": args.threads, "tables": self.tables,
+               "peers": list(PEERS) + ["openvino"] * bool(getattr(args, "openvino", False)),
                "missing_peers": missing_peers(),
                "settings": {k: v for k, v in vars(args).items() if k != "func"},
                "effective": {"min_runs": min_runs, "budget_s": budget,
                              "skip_ref_above_s": ref_limit},
                "load_average": [self.load_start, self.load_end], "warnings": warnings,
-               "elapsed_s": elapsed, "results": self.results}
+               "elapsed_s": elapsed, "results": self.results, "ceilings": self.ceilings}
         with open(path, "w") as f:
             json.dump(doc, f, indent=1)
         print(f"wrote {path}")

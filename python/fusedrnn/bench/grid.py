@@ -129,9 +129,12 @@ KINDS = {
 #: and mode, when torch imports); ``ort`` (ONNX Runtime) is timed in inference only;
 #: ``torch_pad`` (torch on the padded batch, no packing) in ragged one-layer rows only.
 PEERS = ("ours", "reference", "torch", "dropin", "ort", "torch_pad")
+#: Peers timed only when asked for (``bench --openvino``): ``openvino`` (inference, not
+#: the len row; bench/peer_openvino.py).
+OPTIONAL_PEERS = ("openvino",)
 #: The peers ours is compared with (speedup columns and the plot), with their short names.
 OTHERS = {"reference": "ref", "torch": "torch", "dropin": "drop", "ort": "ort",
-          "torch_pad": "tpad"}
+          "torch_pad": "tpad", "openvino": "OV"}
 
 #: Bound on ||ours - reference|| / ||reference|| and ||peer - ours|| / ||ours|| (float32).
 TOLERANCE = 1e-4
@@ -161,10 +164,13 @@ def grid(kinds=None, rows=None, modes=None, quick=False):
 
 def applies(peer: str, shape: Shape, mode: str) -> bool:
     """Whether `peer` has a line for this row and mode (installed or not): ort in
-    inference only; torch_pad in ragged rows of one layer and one direction only (its
+    inference only; openvino in inference outside the ragged row; torch_pad in ragged
+    rows of one layer and one direction only (its
     padded outputs give ours' y and h_n only there); the others (dropin too) everywhere."""
     if peer == "ort":
         return mode == "inference"
+    if peer == "openvino":  # convert_model takes no PackedSequence
+        return mode == "inference" and not shape.ragged
     if peer == "torch_pad":
         return shape.ragged and shape.num_layers == 1 and not shape.bidirectional
     return True

@@ -45,6 +45,14 @@ def ort_or_none():
         return None
 
 
+def openvino_or_none():
+    """The openvino module if it imports here, else None (never installed)."""
+    try:
+        return importlib.import_module("openvino")
+    except Exception:
+        return None
+
+
 def matplotlib_or_none():
     """matplotlib.pyplot on the non-interactive Agg backend, or None if not importable."""
     try:
@@ -66,7 +74,25 @@ def missing_peers() -> list:
                    "run `python -c 'import fusedrnn.torch'` to see why)")
     if ort_or_none() is None:
         out.append("ort (pip install onnx onnxruntime)")
+    if _openvino_wanted and openvino_or_none() is None:
+        out.append("OV (pip install openvino)")
+    elif _openvino_wanted and torch_or_none() is None:
+        out.append("OV (its model is converted from the torch module: needs torch)")
     return out
+
+
+#: Whether OpenVINO was asked for (bench --openvino; see want_openvino).
+_openvino_wanted = False
+
+
+def want_openvino(wanted: bool = True) -> None:
+    """Time the optional OpenVINO peer in the Cases made from now on (bench --openvino)."""
+    global _openvino_wanted
+    _openvino_wanted = bool(wanted)
+
+
+def openvino_wanted() -> bool:
+    return _openvino_wanted
 
 
 def _threadpoolctl_info():
@@ -166,6 +192,8 @@ def machine_info() -> dict:
                 "onnx": ort[0].__version__ if ort else None,
                 "onnxruntime": ort[1].__version__ if ort else None,
                 "matplotlib": _version("matplotlib")}
+    if _openvino_wanted:
+        versions["openvino"] = _version("openvino")
     return {
         "cpu": _cpu_model(),
         "machine": platform.machine(),

@@ -8,7 +8,7 @@ import fusedrnn as fr
 
 from . import table
 from .grid import TOLERANCE
-from .machine import dropin_or_none, missing_peers
+from .machine import dropin_or_none, missing_peers, openvino_or_none, openvino_wanted
 
 WIDTH = 120
 
@@ -44,6 +44,8 @@ def thread_lines(info: dict, counts: list) -> list:
         parts += ["drop both"] if dropin_or_none() is not None else []
     if v["onnxruntime"] is not None:
         parts.append("ort intra_op_num_threads=n, inter_op_num_threads=1")
+    if _openvino(info):
+        parts.append("OV INFERENCE_NUM_THREADS=n")
     return wrap(f"threads: {', '.join(map(str, counts))} (a table each): ", parts, sep="; ")
 
 
@@ -66,6 +68,9 @@ def peer_lines(info: dict, ragged: bool) -> list:
                       "inference only"))
     if v["torch"] is not None and ragged:
         peers.append(("tpad", "len row only: torch on the padded batch, no packing"))
+    if _openvino(info):
+        peers.append(("OV", f"OpenVINO {v.get('openvino')} CPU plugin, f32, openvino.convert_model "
+                      "of the torch module; inference only, not the len row"))
     lines = [f"{'peers:' if i == 0 else '':<6} {name:<5} {text}"
              for i, (name, text) in enumerate(peers)]
     return lines + [f"not installed: {m}; shown as {table.NONE}" for m in missing_peers()]
@@ -96,6 +101,18 @@ def legend_lines(wide: bool = False) -> list:
     return lines + ["        every column and how to read the numbers: docs/benchmarks.md"]
 
 
+def _openvino(info) -> bool:
+    """Whether the OpenVINO peer runs (asked for, and openvino and torch import)."""
+    return (openvino_wanted() and openvino_or_none() is not None
+            and info["versions"]["torch"] is not None)
+
+
+def ceiling_lines() -> list:
+    return ["ceiling: after each kind and row, numpy.matmul of its input projection (N, I) x "
+            "(I, G*H) in the same run:",
+            "         time, GFLOP/s and %peak in the columns of ours (docs/benchmarks.md)"]
+
+
 def header(info, shapes, peak, counts, settings, wide=False) -> list:
     """Every line above the first table.  settings: (min_runs, budget, ref_limit)."""
     v = info["versions"]
@@ -103,6 +120,7 @@ def header(info, shapes, peak, counts, settings, wide=False) -> list:
     peers = (["ours", "ref"] + ["torch"] * (v["torch"] is not None)
              + ["drop"] * (dropin_or_none() is not None)
              + ["ort"] * (v["onnxruntime"] is not None)
-             + ["tpad"] * (v["torch"] is not None and ragged))
+             + ["tpad"] * (v["torch"] is not None and ragged) + ["OV"] * _openvino(info))
     return (machine_lines(info, peak) + thread_lines(info, counts) + row_lines(shapes)
-            + peer_lines(info, ragged) + timing_lines(peers, *settings) + legend_lines(wide))
+            + peer_lines(info, ragged) + timing_lines(peers, *settings) + legend_lines(wide)
+            + ceiling_lines())

@@ -4,7 +4,7 @@ always means fusedrnn is faster; docs/benchmarks.md explains each column."""
 
 from __future__ import annotations
 
-from .grid import PEERS
+from .grid import OPTIONAL_PEERS, PEERS
 from .timing import Measurement, gflops, pct_peak, speedup, torch_over_dropin
 
 #: Shown for a peer that is not importable or has no such line (ort: inference only,
@@ -14,7 +14,7 @@ NONE = "\u2014"  # an em dash
 CELL_UNIT = "\u00b5s"
 #: Short names of the peers in titles and markers.
 SHORT = {"ours": "ours", "reference": "ref", "torch": "torch", "dropin": "drop", "ort": "ort",
-         "torch_pad": "tpad"}
+         "torch_pad": "tpad", "openvino": "OV"}
 
 
 def set_ascii(ascii_only: bool) -> None:
@@ -26,19 +26,20 @@ def set_ascii(ascii_only: bool) -> None:
 # (title, width, value) of each column: {u} is the time unit (ms for sequences, µs for
 # cells); value names a function of _Line below.
 _FIRST = (("kind", 4, "kind"), ("row", 7, "row"), ("mode", 9, "mode"),
-          ("ours {u}", 9, "ours"), ("GFLOP/s", 7, "gflops"), ("%peak", 5, "peak"),
+          ("ours {u}", 7, "ours"), ("GFLOP/s", 7, "gflops"), ("%peak", 5, "peak"),
           ("spread", 6, "spread"))
 #: The default table: one "x faster" column per peer, and check.
-NARROW = _FIRST + (("x ref", 6, "x:reference"), ("x torch", 7, "x:torch"),
+NARROW = _FIRST + (("x ref", 5, "x:reference"), ("x torch", 7, "x:torch"),
                    ("drop x torch", 12, "drop_x_torch"), ("x ort", 6, "x:ort"),
-                   ("x tpad", 6, "x:torch_pad"), ("check", 9, "check"))
+                   ("x tpad", 6, "x:torch_pad"), ("x OV", 4, "x:openvino"), ("check", 8, "check"))
 #: --wide: the peers' times too, the drop-in's overhead over ours and the run counts.
 WIDE = _FIRST + (("ref {u}", 9, "t:reference"), ("x ref", 6, "x:reference"),
                  ("torch {u}", 9, "t:torch"), ("x torch", 7, "x:torch"),
                  ("drop {u}", 9, "t:dropin"), ("drop/ours", 9, "x:dropin"),
                  ("drop x torch", 12, "drop_x_torch"), ("ort {u}", 9, "t:ort"),
                  ("x ort", 6, "x:ort"), ("tpad {u}", 9, "t:torch_pad"),
-                 ("x tpad", 6, "x:torch_pad"), ("runs", 17, "runs"), ("check", 9, "check"))
+                 ("x tpad", 6, "x:torch_pad"), ("OV {u}", 9, "t:openvino"),
+                 ("x OV", 5, "x:openvino"), ("runs", 17, "runs"), ("check", 9, "check"))
 _LEFT = 3  # the first columns are left-aligned, the others right-aligned
 
 
@@ -109,14 +110,17 @@ class _Line:
         return fixed(v * self.scale) + ("*" if peer in self.m.once else "")
 
     def x(self, peer):
-        return _ratio(speedup(self.m, peer))
+        v = speedup(self.m, peer)
+        if peer == "openvino" and v is not None and v >= 10:  # 4 characters: 12.3, 123
+            return f"{v:.1f}" if v < 100 else f"{v:.0f}"
+        return _ratio(v)
 
     def drop_x_torch(self):
         return _ratio(torch_over_dropin(self.m))
 
     def runs(self):
         return "/".join(str(len(self.m.times[p])) if p in self.m.times else NONE
-                        for p in PEERS)
+                        for p in PEERS + tuple(p for p in OPTIONAL_PEERS if p in self.m.times))
 
     def check(self):
         m = self.m

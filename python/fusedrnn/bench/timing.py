@@ -12,8 +12,8 @@ import numpy as np
 import fusedrnn as fr
 
 from .case import Case
-from .grid import PEERS, TOLERANCE, applies
-from .machine import thread_info
+from .grid import OPTIONAL_PEERS, PEERS, TOLERANCE, applies
+from .machine import openvino_wanted, thread_info
 
 #: A peer needs this many timed runs for its spread (interquartile range) to be shown.
 SPREAD_MIN_RUNS = 3
@@ -106,8 +106,8 @@ def _warm_up(case: Case, ref_limit_s, min_sample_s):
 
 def measure(case: Case, *, min_runs=3, max_runs=50, budget_s=2.0, ref_limit_s=None,
             min_sample_s=0.01) -> Measurement:
-    """Time every peer of `case`, alternating (ours, reference, torch, dropin, ort, ours,
-    ...).
+    """Time every peer of `case`, alternating (ours, reference, torch, dropin, ort,
+    openvino, ours, ...).
 
     A first round warms up (weight packing, allocations) and gives the results that
     are checked against the reference (and the other peers against ours); its times
@@ -190,7 +190,7 @@ def to_json(m: Measurement, peak_gflops=None) -> dict:
     }
     # Peers that have no line here (ort in training, torch_pad outside ragged rows) are
     # left out; missing_peers: those that would, but are not importable.
-    doc["missing_peers"] = [p for p in PEERS
+    doc["missing_peers"] = [p for p in PEERS + OPTIONAL_PEERS * openvino_wanted()
                             if p not in c.peers and applies(p, c.shape, c.mode)]
     return doc
 

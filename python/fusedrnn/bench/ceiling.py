@@ -1,0 +1,87 @@
+"""The "ceiling" line of a row: ``numpy.matmul`` of the row's input-projection shape,
+measured in the same run as the row, with its GFLOP/s and fraction of the FMA peak.
+
+The input projection is the largest product of a recurrent layer: x (N, I) times W_ih^T
+(I, G*H) for all N = T*B rows at once (N = the sum of the lengths in the len row, B in
+the cell rows; the first layer, one direction in L2bi).  NumPy's BLAS (OpenBLAS here) is a
+tuned SGEMM, so its rate on that shape is what a large product reaches on this machine:
+the bar that fusedrnn's own products are measured against (docs/benchmarks.md).
+
+NumPy's BLAS gets the table's thread count when ``threadpoolctl`` is installed; without
+it the BLAS keeps its own (OPENBLAS_NUM_THREADS, or every core), which the line says.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+
+import numpy as np
+
+from .grid import Kind, Shape
+
+
+def input_projection_shape(kind: Kind, shape: Shape) -> tuple:
+    """(M, K, N) of the row's input projection: (rows, I) x (I, G*H)."""
+    rows = shape.B if shape.is_cell else shape.steps()
+    return rows, shape.I, kind.gates * shape.H
+
+
+@contextlib.contextmanager
+def blas_threads(n: int):
+    """NumPy's BLAS limited to n threads while inside, if threadpoolctl is importable;
+    yields the thread count the BLAS uses (None: unknown, its default)."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        env = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+        yield int(env) if env and env.isdigit() else None
+        return
+    with threadpoolctl.threadpool_limits(limits=n, user_api="blas"):
+        yield n
+
+
+def measure_ceiling(kind: Kind, shape: Shape, threads: int, peak_gflops: float, *,
+                    min_runs: int = 3, budget_s: float = 0.5, min_sample_s: float = 0.01) -> dict:
+    """Median time of np.matmul(x, w, out=c) over >= min_runs timed runs (each repeating
+    the product to last min_sample_s), after one untimed call; as a JSON-ready dict."""
+    m, k, n = input_projection_shape(kind, shape)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    c = np.empty((m, n), np.float32)
+    with blas_threads(threads) as used:
+        t0 = time.perf_counter()
+        np.matmul(x, w, out=c)
+        first = time.perf_counter() - t0
+        inner = max(1, int(min_sample_s / first)) if first > 0 else 1
+        times, start = [], time.perf_counter()
+        while len(times) < min_runs or time.perf_counter() - start < budget_s:
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                np.matmul(x, w, out=c)
+            times.append((time.perf_counter() - t0) / inner)
+            if len(times) >= 50:
+                break
+    median = float(np.median(times))
+    gflops = 2.0 * m * k * n / median / 1e9
+    base = used if used is not None else threads
+    return {"kind": kind.name, "row": shape.name, "M": m, "K": k, "N": n,
+            "blas_threads": used, "times_s": times, "median_s": median, "gflops": gflops,
+            "pct_peak": 100 * gflops / (peak_gflops * base) if peak_gflops else None}
+
+
+def ceiling_line(c: dict, is_cell: bool, widths: tuple) -> str:
+    """The table line of a ceiling: kind, row, "matmul" in the mode column, its time (in
+    the table's unit), GFLOP/s and %peak in their columns, then what was multiplied."""
+    scale = 1e6 if is_cell else 1e3
+    t = c["median_s"] * scale
+    time_text = f"{t:.0f}" if t >= 100 else f"{t:.1f}" if t >= 10 else f"{t:.2f}"
+    pct = "" if c["pct_peak"] is None else f"{c['pct_peak']:.1f}"
+    threads = ("BLAS threads: its default" if c["blas_threads"] is None
+               else f"{c['blas_threads']} BLAS thread{'s' if c['blas_threads'] > 1 else ''}")
+    cells = [c["kind"], c["row"], "matmul", time_text, f"{c['gflops']:.1f}", pct]
+    text = "  ".join(v.ljust(w) if i < 3 else v.rjust(w) for i, (v, w) in enumerate(zip(cells, widths)))
+    return (f"{text}  ceiling: numpy.matmul ({c['M']}, {c['K']}) x ({c['K']}, {c['N']}), "
+            f"{threads}")
