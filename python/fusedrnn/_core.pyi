@@ -73,6 +73,18 @@ def step(
 def cell_call(weights: Weights, x: object, hx: object) -> object:
     """A cell's inference step when x and hx need no conversion, else None."""
 
+def tensor_cell(module: object, x: object, hx: object) -> object:
+    """A drop-in cell's inference step on torch tensors when the call matches its plan (the
+    new state as tensors); False when it matches but needs autograd; else None."""
+
+def tensor_call(module: object, x: object, hx: object) -> object:
+    """tensor_cell when torch.nn.Module.__call__ would only call the cell's forward (no
+    hooks, not compiled or traced); else None."""
+
+def tensor_setup(tensor_type: type, strided: object, from_numpy: object,
+                 is_grad_enabled: object) -> None: ...
+def tensor_call_setup(global_hooks: tuple, tracing_state: object, forward: object) -> None: ...
+
 def workspace_size(cell: str, T: int, B: int, H: int, proj_size: int = 0, N: int = -1) -> int: ...
 def cpu_info() -> dict: ...
 def set_num_threads(n: int) -> None: ...

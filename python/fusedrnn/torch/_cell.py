@@ -19,6 +19,11 @@ _tensor_call = _core.tensor_call
 _core.tensor_setup(torch.Tensor, torch.strided, torch.from_numpy, torch.is_grad_enabled)
 
 
+def _states(hx):
+    """A state that matched a plan as _fr_fast takes it: (), (h,) or (h, c)."""
+    return () if hx is None else hx if type(hx) is tuple else (hx,)
+
+
 class _CellMixin(_Fused):
     _fr_one_step = True
 
@@ -28,8 +33,11 @@ class _CellMixin(_Fused):
         # (_core.tensor_call) does it all; anything else is Module.__call__'s, looked up
         # now (torch.fx patches it while tracing).
         if not kwargs and 1 <= len(args) <= 2:
-            out = _tensor_call(self, args[0], args[1] if len(args) == 2 else None)
-            if out is not None and out is not False:
+            hx = args[1] if len(args) == 2 else None
+            out = _tensor_call(self, args[0], hx)
+            if out is False:  # a match that autograd records: what forward would do
+                return self._fr_fast(self.__dict__["_fr_plan"], args[0], _states(hx))
+            if out is not None:
                 return out
         return nn.Module.__call__(self, *args, **kwargs)
 
@@ -40,8 +48,7 @@ class _CellMixin(_Fused):
         if out is None:
             return self._fr_forward(input, hx)
         if out is False:
-            return self._fr_fast(self.__dict__["_fr_plan"], input,
-                                 () if hx is None else hx if type(hx) is tuple else (hx,))
+            return self._fr_fast(self.__dict__["_fr_plan"], input, _states(hx))
         return out
 
     def _fr_fast(self, plan, x, states):
