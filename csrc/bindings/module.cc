@@ -103,9 +103,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("_adaptive_threads", &b::adaptive_threads_dict,
         "The contention policy's state: adaptive, cap, probe_interval_ms, stalls, shrinks, "
         "probes, probes_failed, last_region_final.");
-  m.def("_reset_adaptive", &fusedrnn::reset_adaptive, py::arg("probe_ms") = 50.0,
+  m.def("_reset_adaptive", &fusedrnn::reset_adaptive, py::arg("probe_ms") = 10.0,
         py::arg("probe_max_ms") = 2000.0, py::arg("threads") = 0,
-        py::arg("stall_min_ms") = 0.5,
+        py::arg("stall_min_ms") = 1.0,
         "Tests only: the default (adaptive) thread count again (threads: 0 for the CPUs), "
         "the policy reset, its probe interval and shortest stall set.");
   m.def("_slow_worker", &fusedrnn::slow_worker, py::arg("rank"), py::arg("step"),

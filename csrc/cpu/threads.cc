@@ -47,11 +47,13 @@ std::atomic<int> g_default_threads{0};  // the default (tests: reset_adaptive); 
 // a region is a stall when it exceeds kStallMin and kStallFactor times the work the
 // first thread to arrive did since the previous barrier (the work is split evenly, so
 // on an idle machine the others arrive within a fraction of it).  A descheduled thread
-// costs a scheduler time slice, milliseconds.
-constexpr int64_t kStallMinNs = 500000;  // 0.5 ms (tests: reset_adaptive's stall_min_ms)
+// costs a scheduler time slice, milliseconds; shorter hiccups (an interrupt, a short
+// process) are not worth a thread.  The first probe comes soon (a lone stall on a quiet
+// machine costs little), later ones back off (see after_region).
+constexpr int64_t kStallMinNs = 1000000;  // 1 ms (tests: reset_adaptive's stall_min_ms)
 constexpr int64_t kStallFactor = 2;
 std::atomic<int64_t> g_stall_min_ns{kStallMinNs};
-constexpr double kProbeMs = 50, kProbeMaxMs = 2000;
+constexpr double kProbeMs = 10, kProbeMaxMs = 2000;
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(

@@ -93,7 +93,7 @@ AdaptiveState adaptive_state();
 
 // Tests only: back to the default (adaptive) count, `threads` of them (0: the CPUs), the
 // policy's state cleared, probes after probe_ms, doubling up to probe_max_ms, and waits
-// shorter than stall_min_ms (0.5 by default) never a stall.
+// shorter than stall_min_ms (1 by default) never a stall.
 void reset_adaptive(double probe_ms, double probe_max_ms, int threads, double stall_min_ms);
 // Tests only: rank `rank` sleeps `ms` before its step-th step barrier (counted from 0) of
 // the next region that has one: a descheduled worker, once.

@@ -96,8 +96,8 @@ def fma_peak(seconds: float = 0.2) -> float:
 
 def _adaptive_threads() -> dict[str, Any]:
     """The contention policy's state (adaptive, cap, probe_interval_ms, stalls, ...)."""
-def _reset_adaptive(probe_ms: float = 50.0, probe_max_ms: float = 2000.0,
-                    threads: int = 0, stall_min_ms: float = 0.5) -> None:
+def _reset_adaptive(probe_ms: float = 10.0, probe_max_ms: float = 2000.0,
+                    threads: int = 0, stall_min_ms: float = 1.0) -> None:
     """Tests only: the default (adaptive) thread count again, the policy reset."""
 def _slow_worker(rank: int, step: int, ms: float) -> None:
     """Tests only: rank sleeps ms before its step-th step barrier of the next region."""

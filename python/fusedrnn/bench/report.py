@@ -69,8 +69,9 @@ def peer_lines(info: dict, ragged: bool) -> list:
     if v["torch"] is not None and ragged:
         peers.append(("tpad", "len row only: torch on the padded batch, no packing"))
     if _openvino(info):
-        peers.append(("OV", f"OpenVINO {v.get('openvino')} CPU plugin, f32, openvino.convert_model "
-                      "of the torch module; inference only, not the len row"))
+        version = str(v.get("openvino")).split("-")[0]  # 2026.4.1, not its build tag
+        peers.append(("OV", f"OpenVINO {version} CPU plugin, f32, openvino.convert_model of the "
+                      "torch module; inference only, not the len row"))
     lines = [f"{'peers:' if i == 0 else '':<6} {name:<5} {text}"
              for i, (name, text) in enumerate(peers)]
     return lines + [f"not installed: {m}; shown as {table.NONE}" for m in missing_peers()]
