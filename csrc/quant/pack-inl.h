@@ -60,7 +60,9 @@ inline void qpack(QPanels& o, int G, int64_t Hg, int U, int64_t K, const int8_t*
             sum += v;
           }
         o.scale.data()[p * nr + j] = n >= 0 ? scale[n] : 0.0f;
-        o.comp.data()[p * nr + j] = 128 * sum;
+        // 128 * sum may pass 2^31 for the largest K: kept modulo 2^32, as the VNNI sums
+        // it is subtracted from (the difference, the true product, fits an int32).
+        o.comp.data()[p * nr + j] = static_cast<int32_t>(128u * static_cast<uint32_t>(sum));
       }
   } else {
     o.h.reset(cols * K);

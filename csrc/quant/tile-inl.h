@@ -165,7 +165,8 @@ FUSEDRNN_INLINE void madd_pass(int64_t K4, const int16_t* a, int64_t lda, const 
     }
   }
   for (int r = 0; r < M; ++r)
-    for (int v = 0; v < NV; ++v) q_store(out + r * nr + c0 + v * kQW, q_pairs(acc[r][2 * v], acc[r][2 * v + 1]));
+    for (int v = 0; v < NV; ++v)
+      q_store(out + r * nr + c0 + v * kQW, q_pairs(acc[r][2 * v], acc[r][2 * v + 1]));
 }
 
 #if defined(FUSEDRNN_QUANT_VNNI)
