@@ -198,8 +198,10 @@ class _Weight:
         qa, sa = quantize_rows(a)
         if ties is not None and a.size:
             amax = np.max(np.abs(a), axis=1)
-            with np.errstate(divide="ignore"):
-                inv = np.where(amax > 0, np.float32(127.0) / amax, 0).astype(np.float32)
+            with np.errstate(divide="ignore", over="ignore"):
+                inv = np.where(amax > 0, np.minimum(np.float32(127.0) / amax,
+                                                    np.finfo(np.float32).max), 0)
+            inv = inv.astype(np.float32)  # quantize_rows' inv
             scaled = (a * inv[:, None]).astype(np.float64)
             ties.append(float(np.min(np.abs(scaled - np.floor(scaled) - 0.5))))
         acc = quant_matmul(qa, self.q)
