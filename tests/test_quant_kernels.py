@@ -40,9 +40,10 @@ def test_quant_matmul_is_exact(kernel, M, N, K):
     np.testing.assert_array_equal(out, Q.quant_matmul(a, w))
 
 
-def test_quant_matmul_extremes(kernel):
-    # All +-127: the largest sums, where a saturating int16 step (vpmaddubsw) would fail.
-    K = 4099
+@pytest.mark.parametrize("K", [4099, 133000])
+def test_quant_matmul_extremes(kernel, K):
+    # All +-127: the largest sums, where a saturating int16 step (vpmaddubsw) would fail;
+    # K = 133000, the largest the binding takes: |sums| just below 2^31.
     a = np.full((3, K), 127, np.int8)
     a[1] = -127
     w = np.full((5, K), -127, np.int8)

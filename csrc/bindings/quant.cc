@@ -62,6 +62,9 @@ const void* weight_of(const py::array& a, const char* name, QuantMode mode) {
                                 shape_str(a));
   if (!(a.flags() & py::array::c_style))
     throw std::invalid_argument(std::string(name) + ": expected a C-contiguous array");
+  if (a.shape(1) < 1 || a.shape(0) < 1)
+    throw std::invalid_argument(std::string(name) +
+                                ": expected at least one row and column, got " + shape_str(a));
   if (a.shape(1) > kMaxK)
     throw std::invalid_argument(std::string(name) + ": at most " + std::to_string(kMaxK) +
                                 " columns (the int32 sums must not overflow), got " +

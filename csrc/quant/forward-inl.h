@@ -27,10 +27,11 @@
 #include "fusedrnn/cell.h"
 #include "fusedrnn/dims.h"
 #include "fusedrnn/quant.h"
+#include "gemm/ukernel-inl.h"
 #include "quant/pack-inl.h"
 #include "quant/quantize-inl.h"
 #include "quant/tile-inl.h"
-#include "gemm/ukernel-inl.h"
+#include "quant/tile16-inl.h"
 #include "seq/rows-inl.h"
 #include "seq/shape-inl.h"
 #include "simd/macros.h"
@@ -86,6 +87,8 @@ FUSEDRNN_INLINE void panel_rows(QuantMode mode, const QPanels& w, int64_t p, int
 
 // What every thread reads, set up before the region.
 struct QForward {
+  QForward(const QuantWeights& w_, const Dims& d_, const float* h0_, float* y_)
+      : w(w_), d(d_), h0(h0_), y(y_) {}
   const QuantWeights& w;
   const Dims& d;
   const float* h0;
@@ -234,8 +237,8 @@ void quant_forward_thread(ThreadCtx& ctx, const QForward& f) {
           for (int g = 0; g < p1w.G; ++g) acc[g] = V::load(pre + g * U + uv * W);
           if constexpr (C == Cell::lstm) {
             float* cb = f.c + b * H;
-            lstm_fwd_tile<V, float>(acc, H, u, n, gxb, cb, cb, w.P ? f.mid + b * H : yt + b * H, nullptr,
-                             nullptr);
+            float* h_out = w.P ? f.mid + b * H : yt + b * H;
+            lstm_fwd_tile<V, float>(acc, H, u, n, gxb, cb, cb, h_out, nullptr, nullptr);
           } else if constexpr (C == Cell::gru) {
             gru_fwd_tile<V, float>(acc, H, u, n, gxb, w.bias_hn.data(), h_prev + b * H, yt + b * H,
                             nullptr, nullptr, nullptr);
@@ -285,7 +288,7 @@ QuantStatus quant_forward(const QuantWeights& w, const Dims& d, const float* x, 
   FUSEDRNN_DEBUG_ASSERT(w.cell == C && w.H == d.H && w.I == d.I && w.P == d.P);
   FUSEDRNN_DEBUG_ASSERT(d.T >= 1 && d.bs[0] == d.B && d.off[d.T] == d.N);
   const int64_t B = d.B, H = d.H, GH = num_gates(C) * H, Hr = d.P ? d.P : H;
-  QForward f{w, d, h0, y, 0, 0, 0, QA{}, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+  QForward f(w, d, h0, y);
   f.Hr = Hr;
   f.K4max = (std::max(Hr, H) + 3) / 4 * 4;
   f.Tc = std::max<int64_t>(1, std::min<int64_t>(d.T, (int64_t(1) << 18) / (B * GH)));

@@ -13,9 +13,9 @@
 
 #include "fusedrnn/cell.h"
 #include "fusedrnn/quant.h"
+#include "quant/tile16-inl.h"
 #include "seq/shape-inl.h"
 #include "simd/macros.h"
-#include "quant/tile-inl.h"
 #include "simd/vec.h"
 
 namespace fusedrnn {
@@ -26,7 +26,7 @@ extern const char kIsaName[];
 // W (G*Hg rows of K) into panels of U units per gate (see QPanels).  int8: w8 and its
 // row scales; 16-bit: w16.
 // pair16: vectors of columns stored in interleaved pairs (bfloat16 on the AVX ISAs, see
-// bf16_pair in quant/tile-inl.h): in each k row, column i of vectors 2q and 2q + 1 at
+// bf16_pair in quant/tile16-inl.h): in each k row, column i of vectors 2q and 2q + 1 at
 // 2i and 2i + 1 of the pair's 2W elements; a last odd vector as it is.
 inline void qpack(QPanels& o, int G, int64_t Hg, int U, int64_t K, const int8_t* w8,
                   const float* scale, const uint16_t* w16, bool pair16 = false) {
@@ -60,7 +60,9 @@ inline void qpack(QPanels& o, int G, int64_t Hg, int U, int64_t K, const int8_t*
             sum += v;
           }
         o.scale.data()[p * nr + j] = n >= 0 ? scale[n] : 0.0f;
-        o.comp.data()[p * nr + j] = 128 * sum;
+        // 128 * sum may pass 2^31 for the largest K: kept modulo 2^32, as the VNNI sums
+        // it is subtracted from (the difference, the true product, fits an int32).
+        o.comp.data()[p * nr + j] = static_cast<int32_t>(128u * static_cast<uint32_t>(sum));
       }
   } else {
     o.h.reset(cols * K);

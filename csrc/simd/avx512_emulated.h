@@ -9,7 +9,7 @@
 // from AVX2 halves.  -mfma matters: without it SIMDe's fmadd is a multiply then an add,
 // rounded twice, and the activations' residual steps (simd/math-inl.h) come out wrong.
 //
-// SIMDe 0.8.2 lacks four intrinsics the kernels use; they are defined here.  The
+// SIMDe 0.8.2 lacks some intrinsics the kernels use; they are defined here.  The
 // reciprocal estimate is a model of the hardware's, not SIMDe's exact division (see
 // fusedrnn_emu_rcp14 below), so the Newton steps after it are exercised as on a real CPU.
 #pragma once
@@ -74,3 +74,13 @@ static inline float fusedrnn_emu_mm512_cvtss_f32(simde__m512 a) {
 #undef _mm512_maskz_slli_epi32
 #define _mm512_maskz_slli_epi32(k, a, imm) \
   simde_mm512_maskz_mov_epi32((k), simde_mm512_slli_epi32((a), (imm)))
+
+// ... and the ones the quantized kernels (quant/tile-inl.h, quant/tile16-inl.h) use.
+#undef _mm512_maskz_srli_epi64
+#define _mm512_maskz_srli_epi64(k, a, imm) \
+  simde_mm512_maskz_mov_epi64((k), simde_mm512_srli_epi64((a), (imm)))
+#undef _mm512_maskz_cvtph_ps
+#define _mm512_maskz_cvtph_ps(k, a) simde_mm512_maskz_mov_ps((k), simde_mm512_cvtph_ps((a)))
+#undef _mm512_maskz_cvtepu16_epi32
+#define _mm512_maskz_cvtepu16_epi32(k, a) \
+  simde_mm512_maskz_mov_epi32((k), simde_mm512_cvtepu16_epi32((a)))

@@ -15,15 +15,21 @@ Weights (quantized once, from the float weights):
 - bfloat16: the upper 16 bits of the float32 bits, rounded to nearest even (NaN stays
   NaN), stored as uint16 (NumPy has no bfloat16 type).
 
-Activations (int8 mode; at every call for each row of x, at every step for each row of
-h_{t-1} and of the LSTM projection's input), all in float32:
+Activations (int8 mode), each row on its own: every row of x (once per call), and at every
+step every row of h_{t-1}, of the LSTM projection's input ``r_t = o_t * tanh(c_t)`` (the
+product with W_hr gives h_t, no bias) and, for GRU reset_after=False, of ``r_t * h_{t-1}``
+(the input of W_hn), each computed in float32 by the kernel first; all in float32:
 ``amax = max(|a|)``; if ``amax == 0`` then ``scale = 0`` and ``q = 0``; otherwise
 ``scale = amax / 127`` and ``inv = min(127 / amax, FLT_MAX)`` (float32 divisions) and
 ``q = clip(rint(a * inv), -127, 127)`` (float32 product, round half to even).
 
 Products: ``acc[b, n] = sum_k qa[b, k] * qw[n, k]`` exactly in integers, then
 ``pre = float32(acc) * (scale_a[b] * scale_w[n])`` in float32, then the biases and the
-cell's element-wise update in float32.
+cell's element-wise update in float32 (as the float kernels: GRU reset_after=True adds
+b_hn to the recurrent part of the candidate before the reset gate multiplies it).
+
+16-bit weights: the weights are converted exactly to float32 and the cell runs in float32
+as the float kernels do; activations are not quantized.
 """
 
 import numpy as np
@@ -192,8 +198,10 @@ class _Weight:
         qa, sa = quantize_rows(a)
         if ties is not None and a.size:
             amax = np.max(np.abs(a), axis=1)
-            with np.errstate(divide="ignore"):
-                inv = np.where(amax > 0, np.float32(127.0) / amax, 0).astype(np.float32)
+            with np.errstate(divide="ignore", over="ignore"):
+                inv = np.where(amax > 0, np.minimum(np.float32(127.0) / amax,
+                                                    np.finfo(np.float32).max), 0)
+            inv = inv.astype(np.float32)  # quantize_rows' inv
             scaled = (a * inv[:, None]).astype(np.float64)
             ties.append(float(np.min(np.abs(scaled - np.floor(scaled) - 0.5))))
         acc = quant_matmul(qa, self.q)
