@@ -62,7 +62,7 @@ template <class Epi>
 FUSEDRNN_INLINE void panel_rows(QuantMode mode, const QPanels& w, int64_t p, int64_t M,
                                 const QA& a, Epi&& epi) {
   alignas(64) int32_t ti[kQRows * kQMaxNr];
-  alignas(64) float tf[kQRows * kQMaxNr];
+  alignas(64) float tf[(kQRows > kW16Rows ? kQRows : kW16Rows) * kQMaxNr];
   const int nr = w.nr;
   FUSEDRNN_DEBUG_ASSERT(nr <= kQMaxNr);
   const int rows = mode == QuantMode::int8 ? kQRows : kW16Rows;
@@ -153,9 +153,8 @@ void q_project(const QForward& f, int rank, int size, int64_t r0, int64_t r1) {
   constexpr int W = Vec<float>::width, NV = num_gates(C) * unit_vectors(C);
   // Rows of the converted tiles: kW16Chains sets of MR x NV accumulators beside NV weight
   // vectors and a broadcast.
-  constexpr int MR = (kVecRegisters - NV - 1) / (kW16Chains * NV) < 1
-                         ? 1
-                         : (kVecRegisters - NV - 1) / (kW16Chains * NV);
+  constexpr int MR0 = (kVecRegisters - NV - 1) / (kW16Chains * NV);
+  constexpr int MR = MR0 < 1 ? 1 : MR0 > 8 ? 8 : MR0;  // (the tiles take at most 8 rows)
   using V = Vec<float>;
   const QPanels& pw = f.w.wih;
   FUSEDRNN_DEBUG_ASSERT(pw.nr == NV * W);

@@ -29,7 +29,8 @@ namespace FUSEDRNN_ISA {
 // Accumulator sets over k and rows of the 16-bit tiles.  (Two sets, for 8 FMA chains in
 // flight in a one-row tile, measured no faster on Zen 4 and cost rows.)
 constexpr int kW16Chains = 1;
-constexpr int kW16Rows = kQRows;
+// AVX-512: 6 rows x 4 vectors of accumulators and 4 weight vectors fit its 32 registers.
+constexpr int kW16Rows = FUSEDRNN_QUANT_ISA == 2 ? 6 : kQRows;
 
 inline float half_to_float(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
