@@ -97,6 +97,25 @@ def test_slow_worker_shrinks_the_forward_mid_call(kind, adaptive):
     assert ran_threads() == 1
 
 
+@pytest.mark.parametrize("dtype", ["int8", "bfloat16"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_slow_worker_shrinks_a_quantized_forward_mid_call(kind, dtype, adaptive):
+    # The quantized kernels' time loop has the same step barrier (csrc/quant/forward-inl.h).
+    q, x = fusedrnn.quantize_dynamic(_layer(kind), dtype), _x()
+    fusedrnn.set_num_threads(1)
+    y1 = q(x)[0]
+    fusedrnn.set_num_threads(2)
+    y2 = q(x)[0]
+    assert ran_threads() == 2
+    reset()
+    core._slow_worker(1, 3, SLOW)
+    y = q(x)[0]
+    s = core._adaptive_threads()
+    assert s["shrinks"] == 1 and s["last_region_final"] == 1, s
+    _assert_identical([y], [y1], "shrunk vs 1 thread")
+    _assert_identical([y], [y2], "shrunk vs 2 threads")
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_slow_worker_shrinks_the_backward_mid_call(kind, adaptive):
     m, x = _layer(kind), _x()

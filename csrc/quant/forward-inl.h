@@ -200,16 +200,18 @@ void quant_forward_thread(ThreadCtx& ctx, const QForward& f) {
   const Dims& d = f.d;
   const QuantWeights& w = f.w;
   const int64_t H = d.H, Hr = f.Hr, GH = num_gates(C) * H;
-  const int rank = ctx.rank(), size = ctx.size();
   const bool two = w.P > 0 || C == Cell::gru_reset_before;  // a second product per step
   const QPanels& p1w = w.whh;
   const QPanels& p2w = w.P ? w.whr : w.whn;
-  int64_t a0, a1, b0 = 0, b1 = 0;
-  split(p1w.panels, rank, size, a0, a1);
-  if (two) split(p2w.panels, rank, size, b0, b1);
   const int U = p1w.U, UV = U / W;
   int64_t row0 = 0;
   for (int64_t t = 0; t < d.T; ++t) {
+    // The team may shrink at a step barrier (cpu/threads.h, "Contention"): split whole
+    // panels again at every step; a panel's sums do not depend on who computes it.
+    const int rank = ctx.rank(), size = ctx.size();
+    int64_t a0, a1, b0 = 0, b1 = 0;
+    split(p1w.panels, rank, size, a0, a1);
+    if (two) split(p2w.panels, rank, size, b0, b1);
     if (t % f.Tc == 0) {
       const int64_t t1 = std::min(d.T, t + f.Tc);
       row0 = d.off[t];
@@ -277,7 +279,7 @@ void quant_forward_thread(ThreadCtx& ctx, const QForward& f) {
           }
         });
     }
-    ctx.barrier();
+    if (!ctx.step_barrier()) return;  // dropped from the team: touch nothing more
   }
 }
 
