@@ -32,6 +32,30 @@ def _concat(outs):
     return np.concatenate(outs, axis=-1)
 
 
+def layer_args(m, *, dropout=True) -> str:
+    """The constructor arguments of layer m that differ from the defaults, as a repr
+    writes them ("10, 20, num_layers=2, bidirectional=True"); ``dropout=False`` leaves
+    dropout out (the quantized layers: inference only)."""
+    s = f"{m.input_size}, {m.hidden_size}"
+    if m.num_layers != 1:
+        s += f", num_layers={m.num_layers}"
+    if getattr(m, "nonlinearity", "tanh") != "tanh":
+        s += f", nonlinearity={m.nonlinearity}"
+    if not getattr(m, "reset_after", True):
+        s += ", reset_after=False"
+    if not m.bias:
+        s += ", bias=False"
+    if m.batch_first:
+        s += ", batch_first=True"
+    if dropout and m.dropout:
+        s += f", dropout={m.dropout}"
+    if m.bidirectional:
+        s += ", bidirectional=True"
+    if m.proj_size:
+        s += f", proj_size={m.proj_size}"
+    return s
+
+
 class _RNNBase(_Module):
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, *, dtype=np.float32, seed=None):
@@ -58,23 +82,7 @@ class _RNNBase(_Module):
         self._dropout_rng = np.random.default_rng(rng.integers(2**63))
 
     def __repr__(self):
-        s = f"{type(self).__name__}({self.input_size}, {self.hidden_size}"
-        if self.num_layers != 1:
-            s += f", num_layers={self.num_layers}"
-        if getattr(self, "nonlinearity", "tanh") != "tanh":
-            s += f", nonlinearity={self.nonlinearity}"
-        if not getattr(self, "reset_after", True):
-            s += ", reset_after=False"
-        if not self.bias:
-            s += ", bias=False"
-        if self.batch_first:
-            s += ", batch_first=True"
-        if self.dropout:
-            s += f", dropout={self.dropout}"
-        if self.bidirectional:
-            s += ", bidirectional=True"
-        if self.proj_size:
-            s += f", proj_size={self.proj_size}"
+        s = f"{type(self).__name__}({layer_args(self)}"
         if self.dtype != np.float32:
             s += f", dtype={self.dtype}"
         return s + ")"

@@ -78,8 +78,20 @@ class QuantModule:
     _num_gates: int
     _is_lstm = False
     proj_size = 0
+    _float_cls: type  # the float class this one quantizes
 
     # -- construction ----------------------------------------------------------------
+    @classmethod
+    def _from_float(cls, m, mode):
+        q = cls.__new__(cls)
+        q._init_from(m, mode)
+        return q
+
+    def __init__(self, *args, dtype="int8", **kwargs):
+        """The float class's arguments (its initialisation), then quantized in ``dtype``."""
+        mode = as_mode(dtype)
+        self._init_from(self._float_cls(*args, **kwargs), mode)
+
     def _init_stored(self, mode, groups, float_shapes, float_params):
         """groups: per layer-direction, role -> float name (the float module's _groups);
         float_params: name -> float array.  Quantizes them in ``mode``."""

@@ -15,7 +15,7 @@ from .. import cells as _float
 from .. import functional as _fn
 from .._stack import split_state
 from ..functional import expect_shape
-from ._base import QuantModule, as_mode
+from ._base import QuantModule
 from .layers import as_input, check_finite
 
 __all__ = ["LSTMCell", "GRUCell", "RNNCell"]
@@ -27,19 +27,6 @@ _qcall = _fn.quant_forward_unchecked
 
 
 class _QuantCellBase(QuantModule):
-    _float_cls: type
-
-    @classmethod
-    def _from_float(cls, m, mode):
-        q = cls.__new__(cls)
-        q._init_from(m, mode)
-        return q
-
-    def __init__(self, *args, dtype="int8", **kwargs):
-        """The float cell's arguments (its initialisation), then quantized in ``dtype``."""
-        mode = as_mode(dtype)
-        self._init_from(self._float_cls(*args, **kwargs), mode)
-
     def _init_from(self, m, mode):
         for k in ("input_size", "hidden_size", "bias", "reset_after", "nonlinearity", "_cell"):
             if hasattr(m, k):

@@ -15,7 +15,7 @@ from .. import functional as _fn
 from .. import layers as _float
 from .._stack import Direction, Plan, check_lengths, run_layers, split_state
 from ..functional import _to_numpy, as_array, expect_shape
-from ._base import QuantModule, as_mode
+from ._base import QuantModule
 
 __all__ = ["LSTM", "GRU", "RNN"]
 
@@ -50,19 +50,6 @@ def check_finite(a, name):
 
 
 class _QuantRNNBase(QuantModule):
-    _float_cls: type
-
-    @classmethod
-    def _from_float(cls, m, mode):
-        q = cls.__new__(cls)
-        q._init_from(m, mode)
-        return q
-
-    def __init__(self, *args, dtype="int8", **kwargs):
-        """The float layer's arguments (its initialisation), then quantized in ``dtype``."""
-        mode = as_mode(dtype)
-        self._init_from(self._float_cls(*args, **kwargs), mode)
-
     def _init_from(self, m, mode):
         for k in ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
                   "bidirectional", "proj_size", "reset_after", "nonlinearity", "_cell"):
@@ -83,22 +70,8 @@ class _QuantRNNBase(QuantModule):
                                dropout=self.dropout, bidirectional=self.bidirectional, **kw)
 
     def __repr__(self):
-        s = f"Quantized{type(self).__name__}({self.input_size}, {self.hidden_size}"
-        if self.num_layers != 1:
-            s += f", num_layers={self.num_layers}"
-        if getattr(self, "nonlinearity", "tanh") != "tanh":
-            s += f", nonlinearity={self.nonlinearity}"
-        if not getattr(self, "reset_after", True):
-            s += ", reset_after=False"
-        if not self.bias:
-            s += ", bias=False"
-        if self.batch_first:
-            s += ", batch_first=True"
-        if self.bidirectional:
-            s += ", bidirectional=True"
-        if self.proj_size:
-            s += f", proj_size={self.proj_size}"
-        return s + f", dtype={self.dtype})"
+        return (f"Quantized{type(self).__name__}({_float.layer_args(self, dropout=False)}, "
+                f"dtype={self.dtype})")
 
     @property
     def _D(self):
