@@ -15,6 +15,7 @@
 #include "fusedrnn/quant.h"
 #include "quant/tile16-inl.h"
 #include "seq/shape-inl.h"
+#include "seq/bias-inl.h"
 #include "simd/macros.h"
 #include "simd/vec.h"
 
@@ -120,16 +121,7 @@ inline void quant_pack(QuantWeights& w, Cell cell, QuantMode mode, int64_t I, in
     qpack(w.whh, G, H, U, Hr, w8(w_hh, 0), s_hh, w16(w_hh, 0), pair);
   }
   if (P) qpack(w.whr, 1, P, qunits_wide(), H, w8(w_hr, 0), s_hr, w16(w_hr, 0), pair);
-  w.bias_x.reset(GH);
-  w.bias_hn.reset(H);
-  for (int64_t j = 0; j < GH; ++j) w.bias_x.data()[j] = b_ih ? b_ih[j] + b_hh[j] : 0.0f;
-  for (int64_t j = 0; j < H; ++j) w.bias_hn.data()[j] = 0.0f;
-  if (cell == Cell::gru && b_ih) {
-    for (int64_t j = 0; j < H; ++j) {
-      w.bias_x.data()[2 * H + j] = b_ih[2 * H + j];
-      w.bias_hn.data()[j] = b_hh[2 * H + j];
-    }
-  }
+  fold_biases(cell, GH, H, b_ih, b_hh, w.bias_x, w.bias_hn);
 }
 
 }  // namespace FUSEDRNN_ISA

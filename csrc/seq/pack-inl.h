@@ -11,6 +11,7 @@
 #include "fusedrnn/kernels.h"
 #include "gemm/gemm-inl.h"
 #include "seq/shape-inl.h"
+#include "seq/bias-inl.h"
 #include "simd/macros.h"
 #include "simd/vec.h"
 
@@ -50,17 +51,7 @@ void pack_weights(Weights<T>& w, Cell cell, int64_t I, int64_t H, int64_t P, con
     pack_b(w.whr_t, H, P, w_hr, 1, H);
     pack_b(w.whr, P, H, w_hr, H, 1);
   }
-  w.bias_x.reset(GH);
-  w.bias_hn.reset(H);
-  for (int64_t j = 0; j < GH; ++j) w.bias_x.data()[j] = b_ih ? b_ih[j] + b_hh[j] : T(0);
-  for (int64_t j = 0; j < H; ++j) w.bias_hn.data()[j] = T(0);
-  if (cell == Cell::gru && b_ih) {
-    // The candidate's recurrent bias sits inside r * (W_hn h + b_hn).
-    for (int64_t j = 0; j < H; ++j) {
-      w.bias_x.data()[2 * H + j] = b_ih[2 * H + j];
-      w.bias_hn.data()[j] = b_hh[2 * H + j];
-    }
-  }
+  fold_biases(cell, GH, H, b_ih, b_hh, w.bias_x, w.bias_hn);
 }
 
 }  // namespace FUSEDRNN_ISA
