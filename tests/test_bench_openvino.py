@@ -4,6 +4,9 @@ is asserted.
 
 OpenVINO is an optional peer that CI does not install: the tests that run it skip
 without it (the skip names it), unless FUSEDRNN_REQUIRE_OPENVINO=1 makes that a failure.
+(Not in CI because one run of this file alone hung here: a thread that OpenVINO's
+conversion started forked while NumPy's OpenBLAS was busy, and OpenBLAS's fork handler
+waited for its own threads forever; see docs/benchmarks.md.)
 A missing openvino must never fail the benchmark: that is checked with openvino hidden
 (``sys.modules['openvino'] = None``) whether or not it is installed.
 """

@@ -79,7 +79,7 @@ def ceiling_line(c: dict, is_cell: bool, widths: tuple) -> str:
     t = c["median_s"] * scale
     time_text = f"{t:.0f}" if t >= 100 else f"{t:.1f}" if t >= 10 else f"{t:.2f}"
     pct = "" if c["pct_peak"] is None else f"{c['pct_peak']:.1f}"
-    threads = ("BLAS threads: its default" if c["blas_threads"] is None
+    threads = ("default BLAS threads" if c["blas_threads"] is None
                else f"{c['blas_threads']} BLAS thread{'s' if c['blas_threads'] > 1 else ''}")
     cells = [c["kind"], c["row"], "matmul", time_text, f"{c['gflops']:.1f}", pct]
     text = "  ".join(v.ljust(w) if i < 3 else v.rjust(w) for i, (v, w) in enumerate(zip(cells, widths)))
