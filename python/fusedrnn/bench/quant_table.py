@@ -37,17 +37,13 @@ WIDE = (_FIRST
                                              (f"{SHORT[p]} err", len(SHORT[p]) + 4,
                                               f"err:{p}")))
         + (("spread", 6, "spread"), ("runs", 14, "runs"), ("check", 5, "check")))
-_LEFT = 3  # kind, row, dtype left-aligned
-
-
 def columns(wide: bool = False) -> tuple:
     return WIDE if wide else NARROW
 
 
-def _join(values, cols) -> str:
-    cells = [v.ljust(w) if i < _LEFT else v.rjust(w)
-             for i, (v, (_, w, _)) in enumerate(zip(values, cols))]
-    return "  ".join(cells).rstrip()
+# The cells are laid out as the float table's: kind, row and dtype left-aligned, the
+# rest right-aligned (table._join).
+_join = table._join
 
 
 def table_header(unit: str, wide: bool = False) -> str:
