@@ -42,6 +42,9 @@ py::array activation(const std::string& which, const py::array& x);
 // float32 FMA GFLOP/s of one thread with the selected ISA.
 double fma_peak(double seconds);
 py::dict adaptive_threads_dict();
+// _profile(True/False): turn the parts' timers on or off (and zero them); _profile():
+// a list, one dict per thread rank, of seconds per part since then.
+py::object profile(py::object on);
 
 // The selected ISA and the ones available, compiled and emulated.
 py::dict cpu_info_dict();

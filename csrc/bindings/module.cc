@@ -116,6 +116,9 @@ PYBIND11_MODULE(_core, m) {
         "Tests only: switch the kernels that newly packed weights use.");
   m.def("_activation", &b::activation, py::arg("which"), py::arg("x"),
         "Tests only: exp, sigmoid or tanh with the selected ISA's vector code.");
+  m.def("_profile", &b::profile, py::arg("on") = py::none(),
+        "Diagnostics: _profile(True) turns the per-part timers on (zeroed), _profile(False) "
+        "off; _profile() returns one dict per thread rank of seconds per part.");
   m.def("fma_peak", &b::fma_peak, py::arg("seconds") = 0.2,
         "float32 FMA GFLOP/s of one thread with the selected ISA (a register-only loop).");
 

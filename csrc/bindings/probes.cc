@@ -1,6 +1,6 @@
 // Probes of the selected ISA for the tests and the benchmark: the vector activations
 // (exp, sigmoid, tanh) on an array, one thread's float32 FMA peak, cpu_info and the
-// thread team's contention policy as dicts.
+// thread team's contention policy as dicts, and the parts' profile (cpu/profile.h).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>  // cpu_info's lists of ISA names
@@ -13,6 +13,7 @@
 #include "bindings/arrays.h"
 #include "bindings/calls.h"
 #include "cpu/dispatch.h"
+#include "cpu/profile.h"
 #include "cpu/threads.h"
 #include "fusedrnn/kernels.h"
 
@@ -71,6 +72,31 @@ py::dict cpu_info_dict() {
   d["compiled"] = info.compiled;
   d["emulated"] = info.emulated;
   return d;
+}
+
+py::object profile(py::object on) {
+  namespace pr = fusedrnn::profile;
+  if (!on.is_none()) {
+    pr::set_enabled(on.cast<bool>());
+    pr::reset();
+    return py::none();
+  }
+  static const char* names[pr::kParts] = {"input_projection", "steps", "strips", "barrier",
+                                          "dx", "dw", "bias"};
+  static int64_t ns[pr::kMaxRanks][pr::kParts];
+  pr::read(ns, pr::kMaxRanks);
+  py::list ranks;
+  for (int r = 0; r < pr::kMaxRanks; ++r) {
+    py::dict row;
+    bool any = false;
+    for (int p = 0; p < pr::kParts; ++p) {
+      row[names[p]] = ns[r][p] * 1e-9;
+      any = any || ns[r][p] != 0;
+    }
+    if (!any) break;
+    ranks.append(row);
+  }
+  return std::move(ranks);
 }
 
 }  // namespace fusedrnn::bindings

@@ -20,6 +20,7 @@
 #include <cstring>
 
 #include "cells/fused-inl.h"
+#include "cpu/profile.h"
 #include "cpu/threads.h"
 #include "fusedrnn/cell.h"
 #include "fusedrnn/dims.h"
@@ -118,9 +119,14 @@ void fused_backward_thread(ThreadCtx& ctx, const FusedBackward<T>& f) {
     // Rows of the state regions holding step t's input and output states.
     const int64_t r_prev = t >= 0 ? prev_row(d, t) : 0, r_out = t >= 0 ? out_row(d, t) : 0;
     const T* A = f.dgh + off[t + 1] * GH;
-    if (na > 0 && f.pack_a && q0 < q1) pack_strips<T, MR>(na, GH, A, as);
-    auto a_of = [&](int64_t m0) { return f.pack_a ? as + (m0 / MR) * GH * MR : A + m0 * GH; };
+    if (na > 0 && f.pack_a && q0 < q1) {
+      profile::Scope part(ctx.rank(), profile::kStrips);
+      pack_strips<T, MR>(na, GH, A, as);
+    }
+    auto a_of = [&](int64_t s, int64_t m0) { return f.pack_a ? as + s * GH * MR : A + m0 * GH; };
     const int64_t a_rs = f.pack_a ? 1 : GH, a_cs = f.pack_a ? MR : 1;
+    {
+    profile::Scope part(ctx.rank(), profile::kSteps);
     for (int64_t q = q0; q < q1; ++q) {
       const T* Bp = f.w.whh.data.data() + q * GH * NR;
       const int64_t u0 = q * NR;
@@ -131,6 +137,8 @@ void fused_backward_thread(ThreadCtx& ctx, const FusedBackward<T>& f) {
       // are run-time values, as in the forward.
       rows_tiles<T, MR, NV>(mt, na, GH, a_of, a_rs, a_cs, Bp, epi);
     }
+    }
+    profile::Scope part(ctx.rank(), profile::kBarrier);
     if (!ctx.step_barrier()) return;
   }
 }

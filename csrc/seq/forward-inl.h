@@ -23,6 +23,7 @@
 #include <cstring>
 
 #include "cells/fused-inl.h"
+#include "cpu/profile.h"
 #include "cpu/threads.h"
 #include "fusedrnn/cell.h"
 #include "fusedrnn/dims.h"
@@ -127,9 +128,9 @@ FUSEDRNN_INLINE void fused_forward_panel(ThreadCtx& ctx, const FusedForward<T>& 
   constexpr int W = Tile::W, NV = Tile::NV, MR = Tile::MR, U = Tile::U, NR = Tile::NR;
   const int64_t H = f.d.H, M = s.M, B = f.d.B, KCF = f.KCF;
   const bool pack_h = f.pack_h;
-  // A of the tile whose first row is m0, from column k0.
-  auto a_of = [&](int64_t m0, int64_t k0) {
-    return pack_h ? s.hs + (m0 / MR) * H * MR + k0 * MR : s.h_prev + m0 * H + k0;
+  // A of row block i (first row m0), from column k0.
+  auto a_of = [&](int64_t i, int64_t m0, int64_t k0) {
+    return pack_h ? s.hs + i * H * MR + k0 * MR : s.h_prev + m0 * H + k0;
   };
   const int64_t a_rs = pack_h ? 1 : H, a_cs = pack_h ? MR : 1;
   const T* Bp = f.w.whh_t.data.data() + p * H * NR;
@@ -142,13 +143,16 @@ FUSEDRNN_INLINE void fused_forward_panel(ThreadCtx& ctx, const FusedForward<T>& 
   // when there is one slice), and one copy of the tile code for both cases.
   const int64_t kcf = f.chunked ? KCF : std::max<int64_t>(H, 1);
   T* part = f.chunked ? f.partial + ctx.rank() * B * NR : nullptr;
+  const RowBlocks blocks(M, MR);
   for (int64_t k0 = 0; k0 < H || k0 == 0; k0 += kcf) {
     const int64_t kc = std::min<int64_t>(kcf, H - k0);
     const bool first = k0 == 0, last = k0 + kc == H;
-    for (int64_t m0 = 0; m0 < M; m0 += MR)
+    for (int64_t i = 0; i < blocks.n; ++i) {
+      int64_t m0, m1;
+      blocks.rows(i, m0, m1);
       tile_rows_loop<T, MR, NV>(
-          static_cast<int>(std::min<int64_t>(MR, M - m0)), kc, a_of(m0, k0), a_rs, a_cs,
-          Bp + k0 * NR, [&](int r, const V* acc_in) {
+          static_cast<int>(m1 - m0), kc, a_of(i, m0, k0), a_rs, a_cs, Bp + k0 * NR,
+          [&](int r, const V* acc_in) {
             const int64_t b = m0 + r;
             V acc[NV];
             for (int v = 0; v < NV; ++v)
@@ -159,6 +163,7 @@ FUSEDRNN_INLINE void fused_forward_panel(ThreadCtx& ctx, const FusedForward<T>& 
               for (int v = 0; v < NV; ++v) acc[v].store(part + b * NR + v * W);
             }
           });
+    }
   }
 }
 
@@ -179,8 +184,12 @@ void fused_forward_thread(ThreadCtx& ctx, const FusedForward<T>& f) {
     if (f.blocked && t % f.Tc == 0) {
       const int64_t t1 = std::min(T_, t + f.Tc);
       gx_row0 = off[t];
-      gemm<T>(ctx, off[t1] - off[t], f.x + off[t] * d.I, d.I, 1, f.w.wih_t, f.gx, GH, false,
-              f.w.bias_x.data());
+      {
+        profile::Scope part(ctx.rank(), profile::kInputProjection);
+        gemm<T>(ctx, off[t1] - off[t], f.x + off[t] * d.I, d.I, 1, f.w.wih_t, f.gx, GH, false,
+                f.w.bias_x.data());
+      }
+      profile::Scope part(ctx.rank(), profile::kBarrier);
       ctx.barrier();
     }
     FusedStep<T> s;
@@ -193,8 +202,15 @@ void fused_forward_thread(ThreadCtx& ctx, const FusedForward<T>& f) {
     s.h_save = f.train ? f.ws_h + s.r_out * H : nullptr;
     s.gxt = f.gx + (f.blocked ? off[t] - gx_row0 : off[t]) * GH;
     s.hs = hs;
-    if (f.pack_h && p0 < p1) pack_strips<T, MR>(s.M, H, s.h_prev, hs);
-    for (int64_t p = p0; p < p1; ++p) fused_forward_panel<T, C>(ctx, f, s, p);
+    if (f.pack_h && p0 < p1) {
+      profile::Scope part(ctx.rank(), profile::kStrips);
+      pack_strips<T, MR>(s.M, H, s.h_prev, hs);
+    }
+    {
+      profile::Scope part(ctx.rank(), profile::kSteps);
+      for (int64_t p = p0; p < p1; ++p) fused_forward_panel<T, C>(ctx, f, s, p);
+    }
+    profile::Scope part(ctx.rank(), profile::kBarrier);
     if (!ctx.step_barrier()) return;
   }
 }

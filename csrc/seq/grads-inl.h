@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "cpu/profile.h"
 #include "cpu/threads.h"
 #include "fusedrnn/cell.h"
 #include "fusedrnn/dims.h"
@@ -55,22 +56,30 @@ void weight_gradients(const Weights<T>& w, const Dims& d, const T* x, const T* h
   if (P) pack_b_alloc(mp, N, H);
   const double flops = 2.0 * N * GH * ((dx ? 2 : 1) * I + Hr) + 2.0 * N * P * H;
   parallel(threads_for(flops, 1 << 20), [&](ThreadCtx& ctx) {
-    if (dx) gemm<T>(ctx, N, dgi, GH, 1, w.wih, dx, I, false, nullptr);  // null: not wanted
-    pack_b(ctx, xp, x, I, 1);
-    gemm<T>(ctx, GH, dgi, 1, GH, xp, dw_ih, I, false, nullptr);
-    pack_b(ctx, hp, h_prev_all, Hr, 1);
-    if (cell == Cell::gru_reset_before) {
-      gemm<T>(ctx, 2 * H, dgi, 1, GH, hp, dw_hh, H, false, nullptr);
-      pack_b(ctx, rhp, rh_all, H, 1);
-      gemm<T>(ctx, H, dgi + 2 * H, 1, GH, rhp, dw_hh + 2 * H * H, H, false, nullptr);
-    } else {
-      gemm<T>(ctx, GH, dgh, 1, GH, hp, dw_hh, Hr, false, nullptr);
+    using profile::Scope;
+    if (dx) {
+      Scope part(ctx.rank(), profile::kDx);
+      gemm<T>(ctx, N, dgi, GH, 1, w.wih, dx, I, false, nullptr);  // null: not wanted
     }
-    if (P) {
-      pack_b(ctx, mp, m_all, H, 1);
-      gemm<T>(ctx, P, dh_all, 1, P, mp, dw_hr, H, false, nullptr);
+    {
+      Scope part(ctx.rank(), profile::kDw);
+      pack_b(ctx, xp, x, I, 1);
+      gemm<T>(ctx, GH, dgi, 1, GH, xp, dw_ih, I, false, nullptr);
+      pack_b(ctx, hp, h_prev_all, Hr, 1);
+      if (cell == Cell::gru_reset_before) {
+        gemm<T>(ctx, 2 * H, dgi, 1, GH, hp, dw_hh, H, false, nullptr);
+        pack_b(ctx, rhp, rh_all, H, 1);
+        gemm<T>(ctx, H, dgi + 2 * H, 1, GH, rhp, dw_hh + 2 * H * H, H, false, nullptr);
+      } else {
+        gemm<T>(ctx, GH, dgh, 1, GH, hp, dw_hh, Hr, false, nullptr);
+      }
+      if (P) {
+        pack_b(ctx, mp, m_all, H, 1);
+        gemm<T>(ctx, P, dh_all, 1, P, mp, dw_hr, H, false, nullptr);
+      }
     }
     if (db_ih) {
+      Scope part(ctx.rank(), profile::kBias);
       column_sums(ctx, N, GH, dgi, GH, db_ih);
       if (cell == Cell::gru) column_sums(ctx, N, GH, dgh, GH, db_hh);
     }

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "cpu/profile.h"
 #include "cpu/threads.h"
 #include "fusedrnn/dims.h"
 #include "fusedrnn/kernels.h"
@@ -23,8 +24,10 @@ void input_projection(const Weights<T>& w, const Dims& d, const T* x, T* gx) {
   const int64_t M = d.N, N = w.wih_t.N;
   parallel(threads_for(2.0 * M * N * d.I, (N + GemmShape<T>::NR - 1) / GemmShape<T>::NR +
                                               (M + GemmShape<T>::MR - 1) / GemmShape<T>::MR),
-           [&](ThreadCtx& ctx) { gemm<T>(ctx, M, x, d.I, 1, w.wih_t, gx, N, false,
-                                         w.bias_x.data()); });
+           [&](ThreadCtx& ctx) {
+             profile::Scope part(ctx.rank(), profile::kInputProjection);
+             gemm<T>(ctx, M, x, d.I, 1, w.wih_t, gx, N, false, w.bias_x.data());
+           });
 }
 
 }  // namespace FUSEDRNN_ISA

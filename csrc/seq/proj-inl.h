@@ -75,15 +75,19 @@ void forward_proj(const Weights<T>& w, const Dims& d, const T* x, const T* h0, c
         const T* Bp = w.whh_t.data.data() + p * P * NR;
         const int64_t u = p * U;
         const int n = static_cast<int>(std::min<int64_t>(W, H - u));
-        for (int64_t m0 = 0; m0 < M; m0 += MR)
+        const RowBlocks blocks(M, MR);
+        for (int64_t i = 0; i < blocks.n; ++i) {
+          int64_t m0, m1;
+          blocks.rows(i, m0, m1);
           tile_rows_loop<T, MR, NV>(
-              static_cast<int>(std::min<int64_t>(MR, M - m0)), P, h_prev + m0 * P, P, 1, Bp,
+              static_cast<int>(m1 - m0), P, h_prev + m0 * P, P, 1, Bp,
               [&](int r, const V* acc) {
                 const int64_t b = m0 + r;
                 T* gxb = gxt + b * GH;
                 lstm_fwd_tile<V, T>(acc, H, u, n, gxb, c_prev + b * H, c_out + b * H, mt + b * H,
-                                 nullptr, train ? gxb : nullptr);
+                                    nullptr, train ? gxb : nullptr);
               });
+        }
       }
       ctx.barrier();
       gemm<T>(ctx, M, mt, H, 1, w.whr_t, train ? ws_h + out_row(d, t) * P : y + off[t] * P, P,
@@ -138,7 +142,7 @@ void backward_proj(const Weights<T>& w, const Dims& d, const T* x, const T* ws, 
         const T* Bp = w.whh.data.data() + q * GH * NR;
         const int64_t u0 = q * NR;
         rows_tiles<T, MR, NV>(
-            mt, na, GH, [&](int64_t m0) { return A + m0 * GH; }, GH, 1, Bp,
+            mt, na, GH, [&](int64_t, int64_t m0) { return A + m0 * GH; }, GH, 1, Bp,
             [&](int64_t b, const V* acc) {
               for (int v = 0; v < NV; ++v) {
                 const int64_t u = u0 + v * W;
@@ -158,7 +162,7 @@ void backward_proj(const Weights<T>& w, const Dims& d, const T* x, const T* ws, 
         const T* Bp = w.whr.data.data() + r * P * NR;
         const int64_t u0 = r * NR;
         rows_tiles<T, MR, NV>(
-            mt, mt, P, [&](int64_t m0) { return dh_t + m0 * P; }, P, 1, Bp,
+            mt, mt, P, [&](int64_t, int64_t m0) { return dh_t + m0 * P; }, P, 1, Bp,
             [&](int64_t b, const V* acc) {
               const int64_t row = off[t] + b;
               for (int v = 0; v < NV; ++v) {

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "cpu/threads.h"
 #include "fusedrnn/dims.h"
 #include "fusedrnn/kernels.h"
 #include "gemm/ukernel-inl.h"
@@ -59,15 +60,36 @@ void copy_or_zero(T* dst, const T* src, int64_t n) {
     std::fill(dst, dst + n, T(0));
 }
 
-// Copies the rows x cols matrix a (row-major) into MR-row strips: strip s holds rows
-// [s*MR, s*MR + MR) as [col][MR], rows past `rows` zero.
+// A step's rows [0, M) in blocks of at most MR rows, one register tile each: as few
+// blocks as MR allows, of nearly equal heights (the first M % n one row taller), so that
+// no tile is much shorter than the others (a 2-row tile re-reads the whole weight panel
+// for a third of a 6-row tile's work: 8 rows run as 4 + 4, not 6 + 2).  The heights are
+// a function of M alone, so a row's sums do not depend on the thread count.
+struct RowBlocks {
+  int64_t n = 0;  // blocks
+  RowBlocks(int64_t M, int MR) : n((M + MR - 1) / MR), M_(M) {}
+  // Block i: rows [begin, end).
+  void rows(int64_t i, int64_t& begin, int64_t& end) const {
+    split(M_, static_cast<int>(i), static_cast<int>(n), begin, end);
+  }
+
+ private:
+  int64_t M_;
+};
+
+// Copies the rows x cols matrix a (row-major) into MR-row strips, one per block of
+// RowBlocks(rows, MR): strip s holds block s's rows as [col][MR], rows past its height
+// zero.
 template <class T, int MR>
 void pack_strips(int64_t rows, int64_t cols, const T* a, T* out) {
-  for (int64_t s = 0; s * MR < rows; ++s) {
+  const RowBlocks blocks(rows, MR);
+  for (int64_t s = 0; s < blocks.n; ++s) {
+    int64_t b0, b1;
+    blocks.rows(s, b0, b1);
     T* o = out + s * cols * MR;
     for (int r = 0; r < MR; ++r) {
-      const int64_t row = s * MR + r;
-      if (row < rows) {
+      const int64_t row = b0 + r;
+      if (row < b1) {
         const T* src = a + row * cols;
         for (int64_t k = 0; k < cols; ++k) o[k * MR + r] = src[k];
       } else {
@@ -78,24 +100,25 @@ void pack_strips(int64_t rows, int64_t cols, const T* a, T* out) {
 }
 
 // Tiles of rows [0, mt) against one packed panel: rows below `na` take the product of
-// A's rows (a_of(m0): the A of the tile starting at row m0), the rest a zero product
-// (their A row does not exist: a sequence that ends at this step).  epi(b, acc).
+// A's rows, in the blocks of RowBlocks(na, MR) (a_of(s, m0): the A of block s, whose
+// first row is m0), the rest a zero product (their A row does not exist: a sequence that
+// ends at this step).  epi(b, acc).
 template <class T, int MR, int NV, class AOf, class Epi>
 FUSEDRNN_INLINE void rows_tiles(int64_t mt, int64_t na, int64_t K, AOf a_of, int64_t a_rs,
                                 int64_t a_cs, const T* Bp, Epi&& epi) {
   FUSEDRNN_DEBUG_ASSERT(na <= mt);
   using V = Vec<T>;
-  for (int64_t m0 = 0; m0 < mt; m0 += MR) {
-    const int m = static_cast<int>(std::min<int64_t>(MR, mt - m0));
-    const int ma = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(m, na - m0)));
-    if (ma > 0)
-      tile_rows_loop<T, MR, NV>(ma, K, a_of(m0), a_rs, a_cs, Bp,
-                                [&](int r, const V* acc) { epi(m0 + r, acc); });
-    if (ma < m) {
-      V zero[NV];
-      for (int v = 0; v < NV; ++v) zero[v] = V::zero();
-      for (int r = ma; r < m; ++r) epi(m0 + r, zero);
-    }
+  const RowBlocks blocks(na, MR);
+  for (int64_t s = 0; s < blocks.n; ++s) {
+    int64_t m0, m1;
+    blocks.rows(s, m0, m1);
+    tile_rows_loop<T, MR, NV>(static_cast<int>(m1 - m0), K, a_of(s, m0), a_rs, a_cs, Bp,
+                              [&](int r, const V* acc) { epi(m0 + r, acc); });
+  }
+  if (na < mt) {
+    V zero[NV];
+    for (int v = 0; v < NV; ++v) zero[v] = V::zero();
+    for (int64_t b = na; b < mt; ++b) epi(b, zero);
   }
 }
 

@@ -96,6 +96,8 @@ def fma_peak(seconds: float = 0.2) -> float:
 
 def _adaptive_threads() -> dict[str, Any]:
     """The contention policy's state (adaptive, cap, probe_interval_ms, stalls, ...)."""
+def _profile(on: Optional[bool] = None) -> Optional[list[dict[str, float]]]:
+    """Diagnostics: per-part timers on/off (zeroed), or seconds per part per thread rank."""
 def _reset_adaptive(probe_ms: float = 10.0, probe_max_ms: float = 2000.0,
                     threads: int = 0, stall_min_ms: float = 1.0) -> None:
     """Tests only: the default (adaptive) thread count again, the policy reset."""
