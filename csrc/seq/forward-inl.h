@@ -60,7 +60,14 @@ struct FusedForward {
   bool train = false;
   bool blocked = false;  // inference of a gated cell: project Tc steps at a time into gx
   int64_t Tc = 0;
+  // xfused: a small LSTM / RNN (shape-inl.h, kL2ShareBytes): each step multiplies
+  // [x_t | h_{t-1}] by wxh_u (K = I + H), and gx is the bias, one row for all.
+  bool xfused = false;
+  const Packed<T>* wk = nullptr;  // the step's B panels: w.whh_t (K = H) or w.wxh_u
+  int64_t K = 0;
   T* gx = nullptr;  // the input projection (all steps, or Tc steps when blocked)
+  int64_t gx_rs = 0;  // gx's row stride: G*H, or 0 (xfused: the bias for every row)
+  T* gates = nullptr;  // training: the workspace's gate region (rows of G*H)
   T* c_buf = nullptr;  // LSTM cell states: the workspace's (training) or one (B, H) state
   T* ws_aux = nullptr;  // training: the workspace's aux region (GRU: W_hn h + b_hn)
   T* ws_h = nullptr;  // training: the workspace's h region
@@ -68,7 +75,7 @@ struct FusedForward {
   bool chunked = false;  // several row blocks share a panel: walk K in slices of KCF
   int64_t KCF = 0;
   T* partial = nullptr;  // chunked: each thread's B x NR partial sums
-  bool pack_h = false;  // copy h_{t-1} into MR-row strips
+  bool pack_h = false;  // copy h_{t-1} (xfused: [x_t | h_{t-1}]) into MR-row strips
   int64_t strips = 0;
   T* h_strips = nullptr;  // pack_h: each thread's strips
 };
@@ -95,9 +102,9 @@ FUSEDRNN_INLINE void fused_forward_cell(const FusedForward<T>& f, const FusedSte
   using V = Vec<T>;
   using Tile = FusedTile<T, C>;
   constexpr int W = Tile::W, UV = Tile::UV;
-  const int64_t H = f.d.H, GH = Tile::G * H;
+  const int64_t H = f.d.H;
   const bool train = f.train;
-  T* gxb = s.gxt + b * GH;
+  T* gxb = s.gxt + b * f.gx_rs;
   for (int uv = 0; uv < UV; ++uv) {
     const int64_t u = u0 + uv * W;
     const int n = static_cast<int>(std::min<int64_t>(W, H - u));
@@ -106,14 +113,17 @@ FUSEDRNN_INLINE void fused_forward_cell(const FusedForward<T>& f, const FusedSte
       T* c_prev = f.c_buf + ((train ? s.r_prev : 0) + b) * H;
       T* c_out = f.c_buf + ((train ? s.r_out : 0) + b) * H;
       lstm_fwd_tile<V>(acc, H, u, n, gxb, c_prev, c_out, s.yt + b * H,
-                       s.h_save ? s.h_save + b * H : nullptr, train ? gxb : nullptr);
+                       s.h_save ? s.h_save + b * H : nullptr,
+                       train ? f.gates + (f.d.off[s.t] + b) * Tile::G * H : nullptr);
     } else if constexpr (C == Cell::gru) {
       gru_fwd_tile<V>(acc, H, u, n, gxb, f.w.bias_hn.data(), s.h_prev + b * H, s.yt + b * H,
                       s.h_save ? s.h_save + b * H : nullptr, train ? gxb : nullptr,
                       train ? f.ws_aux + (f.d.off[s.t] + b) * H : nullptr);
     } else {
-      // gxb is h_save (training) or yt (inference): h overwrites its projection.
-      rnn_fwd_tile<C == Cell::rnn_relu, V>(acc[uv], u, n, gxb, gxb,
+      // gxb is h_save (training) or yt (inference): h overwrites its projection;
+      // xfused: gxb is the bias, h goes to h_save (training) or yt.
+      T* hb = !f.xfused ? gxb : train ? s.h_save + b * H : s.yt + b * H;
+      rnn_fwd_tile<C == Cell::rnn_relu, V>(acc[uv], u, n, gxb, hb,
                                            train ? s.yt + b * H : nullptr);
     }
   }
@@ -126,14 +136,14 @@ FUSEDRNN_INLINE void fused_forward_panel(ThreadCtx& ctx, const FusedForward<T>& 
   using V = Vec<T>;
   using Tile = FusedTile<T, C>;
   constexpr int W = Tile::W, NV = Tile::NV, MR = Tile::MR, U = Tile::U, NR = Tile::NR;
-  const int64_t H = f.d.H, M = s.M, B = f.d.B, KCF = f.KCF;
+  const int64_t H = f.d.H, K = f.K, M = s.M, B = f.d.B, KCF = f.KCF;
   const bool pack_h = f.pack_h;
-  // A of row block i (first row m0), from column k0.
+  // A of row block i (first row m0), from column k0 (not pack_h: K = H, A = h_prev).
   auto a_of = [&](int64_t i, int64_t m0, int64_t k0) {
-    return pack_h ? s.hs + i * H * MR + k0 * MR : s.h_prev + m0 * H + k0;
+    return pack_h ? s.hs + i * K * MR + k0 * MR : s.h_prev + m0 * H + k0;
   };
   const int64_t a_rs = pack_h ? 1 : H, a_cs = pack_h ? MR : 1;
-  const T* Bp = f.w.whh_t.data.data() + p * H * NR;
+  const T* Bp = f.wk->data.data() + p * K * NR;
   const int64_t u0 = p * U;
   auto epi = [&](int64_t b, const V* acc) { fused_forward_cell<T, C>(f, s, u0, b, acc); };
   // When several row blocks share this panel (chunked), walk K in slices that stay in L1
@@ -141,12 +151,12 @@ FUSEDRNN_INLINE void fused_forward_panel(ThreadCtx& ctx, const FusedForward<T>& 
   // too) between slices; the last slice finishes the cell in registers.  Otherwise one
   // slice of all K: the same products (the tiles' sums do not depend on the slicing
   // when there is one slice), and one copy of the tile code for both cases.
-  const int64_t kcf = f.chunked ? KCF : std::max<int64_t>(H, 1);
+  const int64_t kcf = f.chunked ? KCF : std::max<int64_t>(K, 1);
   T* part = f.chunked ? f.partial + ctx.rank() * B * NR : nullptr;
   const RowBlocks blocks(M, MR);
-  for (int64_t k0 = 0; k0 < H || k0 == 0; k0 += kcf) {
-    const int64_t kc = std::min<int64_t>(kcf, H - k0);
-    const bool first = k0 == 0, last = k0 + kc == H;
+  for (int64_t k0 = 0; k0 < K || k0 == 0; k0 += kcf) {
+    const int64_t kc = std::min<int64_t>(kcf, K - k0);
+    const bool first = k0 == 0, last = k0 + kc == K;
     for (int64_t i = 0; i < blocks.n; ++i) {
       int64_t m0, m1;
       blocks.rows(i, m0, m1);
@@ -177,7 +187,7 @@ void fused_forward_thread(ThreadCtx& ctx, const FusedForward<T>& f) {
   const int64_t T_ = d.T, H = d.H, GH = G * H;
   const int64_t* off = d.off;
   int64_t p0, p1;
-  T* hs = f.pack_h ? f.h_strips + ctx.rank() * f.strips * MR * H : nullptr;
+  T* hs = f.pack_h ? f.h_strips + ctx.rank() * f.strips * MR * f.K : nullptr;
   int64_t gx_row0 = 0;  // the first packed row held by the scratch (blocked)
   for (int64_t t = 0; t < T_; ++t) {
     split(f.panels, ctx.rank(), ctx.size(), p0, p1);
@@ -200,11 +210,12 @@ void fused_forward_thread(ThreadCtx& ctx, const FusedForward<T>& f) {
     s.h_prev = f.train ? f.ws_h + s.r_prev * H : (t == 0 ? f.h0 : f.y + off[t - 1] * H);
     s.yt = f.y + off[t] * H;
     s.h_save = f.train ? f.ws_h + s.r_out * H : nullptr;
-    s.gxt = f.gx + (f.blocked ? off[t] - gx_row0 : off[t]) * GH;
+    s.gxt = f.gx + (f.blocked ? off[t] - gx_row0 : off[t]) * f.gx_rs;
     s.hs = hs;
     if (f.pack_h && p0 < p1) {
       profile::Scope part(ctx.rank(), profile::kStrips);
-      pack_strips<T, MR>(s.M, H, s.h_prev, hs);
+      if (f.xfused) pack_strips<T, MR>(s.M, d.I, f.x + off[t] * d.I, hs, f.K, 0);
+      pack_strips<T, MR>(s.M, H, s.h_prev, hs, f.K, f.K - H);
     }
     {
       profile::Scope part(ctx.rank(), profile::kSteps);
@@ -228,22 +239,35 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
   const bool train = ws != nullptr;
   T* ws_gates = train ? ws + layout.gates_offset() : nullptr;
 
-  // Where the input projection goes: over the gate region of the workspace when
+  // Where the input projection goes (unless xfused, below): over the gate region of the workspace when
   // training (each step overwrites its slice with the activated gates), over the h
   // slots (training) or y (inference) for an RNN (each step overwrites it with h).
   // Inference of the gated cells instead projects Tc steps at a time, inside the
   // parallel region, into a scratch of about 1 MB that stays in cache (a T-step
   // scratch would be written once and read once, page faults included).  The product
   // of a block of rows equals that part of the whole product bit for bit, so
-  // inference and training still agree exactly.
+  // inference and training still agree exactly.  A small LSTM or RNN has no projection
+  // at all (xfused, shape-inl.h): its steps multiply [x_t | h_{t-1}] by the stacked
+  // weights, in training and inference alike (so they still agree exactly).
   FusedForward<T> f{w, d, x, h0, y, train};
   f.ws_aux = train ? ws + layout.aux_offset() : nullptr;
   f.ws_h = train ? ws + layout.h_offset() : nullptr;
-  f.blocked = !is_rnn(C) && !train;
+  f.panels = (H + U - 1) / U;
+  const int nthreads = threads_for(2.0 * B * GH * H, f.panels);
+  // Never a function of the thread count: it changes the order of the sums.
+  f.xfused = fuses_input(C) && w.wxh_u.K == d.I + H && w.wxh_u.nr == NR &&
+             GH * w.wxh_u.K * static_cast<int64_t>(sizeof(T)) <= kL2ShareBytes;
+  f.wk = f.xfused ? &w.wxh_u : &w.whh_t;
+  f.K = f.wk->K;
+  f.gx_rs = f.xfused ? 0 : GH;
+  f.gates = ws_gates;
+  f.blocked = !is_rnn(C) && !train && !f.xfused;
   f.Tc = f.blocked ? std::max<int64_t>(1, std::min<int64_t>(T_, (int64_t(1) << 18) / (B * GH)))
                    : T_;
   Buffer<T> gx_scratch;
-  if (is_rnn(C)) {
+  if (f.xfused) {
+    f.gx = const_cast<T*>(w.bias_x.data());  // read only: the cells write gx in training
+  } else if (is_rnn(C)) {
     f.gx = train ? f.ws_h + BH : y;
   } else if (train) {
     f.gx = ws_gates;
@@ -251,7 +275,7 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
     gx_scratch.reset(f.Tc * B * GH);
     f.gx = gx_scratch.data();
   }
-  if (!f.blocked) input_projection(w, d, x, f.gx);
+  if (!f.blocked && !f.xfused) input_projection(w, d, x, f.gx);
 
   // LSTM cell states: per step in the workspace ([c_0][c_t ...]) when training, else
   // one (B, H) state updated in place (rows that have ended keep their last state).
@@ -260,19 +284,19 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
   if (train) std::memcpy(f.ws_h, h0, sizeof(T) * BH);
   if (C == Cell::lstm) std::memcpy(f.c_buf, c0, sizeof(T) * BH);
 
-  f.panels = (H + U - 1) / U;
-  const int nthreads = threads_for(2.0 * B * GH * H, f.panels);
-  // K slices of about 16 KB of the panel, when more than one row block reuses it.
+  // K slices of about 16 KB of the panel, when more than one row block reuses it and
+  // the weights do not stay in L2 (shape-inl.h, kL2ShareBytes).
   f.KCF = std::max<int64_t>(64, 16384 / (NR * static_cast<int64_t>(sizeof(T))));
-  f.chunked = B > MR && H > f.KCF;
+  f.chunked = B > MR && f.K > f.KCF &&
+              GH * f.K * static_cast<int64_t>(sizeof(T)) > kL2ShareBytes;
   Buffer<T> partial(f.chunked ? nthreads * B * NR : 0);
   f.partial = partial.data();
   // Each thread copies h_{t-1} into MR-row strips ([k][MR]) at every step, so that a
   // tile reads its A elements side by side (rows H floats apart, a multiple of 4 KB
-  // for the large H, would alias in the cache).
+  // for the large H, would alias in the cache); xfused, x_t's rows too.
   f.strips = (B + MR - 1) / MR;
-  f.pack_h = B > 1;
-  Buffer<T> h_strips(f.pack_h ? nthreads * f.strips * MR * H : 0);
+  f.pack_h = B > 1 || f.xfused;
+  Buffer<T> h_strips(f.pack_h ? nthreads * f.strips * MR * f.K : 0);
   f.h_strips = h_strips.data();
   parallel(nthreads, [&](ThreadCtx& ctx) { fused_forward_thread<T, C>(ctx, f); });
 

@@ -5,6 +5,7 @@
 // (G*H, Hr), w_hr (P, H)); biases both present or both null; P == 0 except for LSTM.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "fusedrnn/cell.h"
@@ -45,6 +46,15 @@ void pack_weights(Weights<T>& w, Cell cell, int64_t I, int64_t H, int64_t P, con
   } else {
     pack_units(w.whh_t, static_cast<int>(G), unit_vectors(cell), H, Hr, w_hh);
     if (w.one_step) pack_units(w.wih_u, static_cast<int>(G), unit_vectors(cell), H, I, w_ih);
+    if (fuses_input(cell) && P == 0 &&
+        GH * (I + H) * static_cast<int64_t>(sizeof(T)) <= kFuseInputPackBytes) {
+      Buffer<T> stack(GH * (I + H));  // [W_ih | W_hh], (G*H, I + H) row-major
+      for (int64_t n = 0; n < GH; ++n) {
+        std::copy(w_ih + n * I, w_ih + (n + 1) * I, stack.data() + n * (I + H));
+        std::copy(w_hh + n * H, w_hh + (n + 1) * H, stack.data() + n * (I + H) + I);
+      }
+      pack_units(w.wxh_u, static_cast<int>(G), unit_vectors(cell), H, I + H, stack.data());
+    }
     pack_b(w.whh, GH, Hr, w_hh, Hr, 1);
   }
   if (P) {

@@ -79,14 +79,17 @@ struct RowBlocks {
 
 // Copies the rows x cols matrix a (row-major) into MR-row strips, one per block of
 // RowBlocks(rows, MR): strip s holds block s's rows as [col][MR], rows past its height
-// zero.
+// zero.  The strips are `width` columns wide (default cols) and a goes to columns
+// [col0, col0 + cols) of them: two calls lay [x_t | h_{t-1}] side by side.
 template <class T, int MR>
-void pack_strips(int64_t rows, int64_t cols, const T* a, T* out) {
+void pack_strips(int64_t rows, int64_t cols, const T* a, T* out, int64_t width = -1,
+                 int64_t col0 = 0) {
   const RowBlocks blocks(rows, MR);
+  if (width < 0) width = cols;
   for (int64_t s = 0; s < blocks.n; ++s) {
     int64_t b0, b1;
     blocks.rows(s, b0, b1);
-    T* o = out + s * cols * MR;
+    T* o = out + (s * width + col0) * MR;
     for (int r = 0; r < MR; ++r) {
       const int64_t row = b0 + r;
       if (row < b1) {

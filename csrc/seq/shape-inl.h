@@ -25,6 +25,21 @@ constexpr int fused_tile_rows(int nv) {
   return nv == 4 && kVecRegisters == 16 ? 3 : tile_rows(nv);
 }
 
+// One thread's share of a layer's recurrent weights that stays in its L2 cache from one
+// step to the next (half of a Zen 4 core's 1 MB, all of a Zen 3 core's 512 KB).  Up to
+// this, a step streams its weight panels from L2, fast enough for the tiles, so K is
+// not sliced for L1 (the partial sums between slices cost more than they save).
+constexpr int64_t kL2ShareBytes = int64_t(512) << 10;
+// Inference of an LSTM or RNN layer fuses the input projection into its steps (one
+// product of [x_t | h_{t-1}] by the stacked weights, K = I + H, finished by the cell in
+// registers) when one thread's share of the stacked weights fits kL2ShareBytes: the
+// longer K spreads the cell's element-wise work over more FMAs, and gx never goes
+// through memory.  Larger layers keep the separate projection, which reads W_ih once
+// per block of steps instead of once per step.  Weights are packed for it when the
+// whole stack fits kFuseInputPackBytes (a share for up to 4 threads).
+constexpr int64_t kFuseInputPackBytes = 4 * kL2ShareBytes;
+constexpr bool fuses_input(Cell c) { return c == Cell::lstm || is_rnn(c); }
+
 // Threads worth using for `flops` of work split into `parts` independent pieces, at
 // least `per_thread` FLOPs each (below about 32K a barrier costs more than it saves).
 inline int threads_for(double flops, int64_t parts, double per_thread = 32768) {

@@ -81,6 +81,8 @@ struct Weights {
   Packed<T> whh_t;  // W_hh^T          K = H, N = G*H   (GRU reset_before: r, z rows only, N = 2H)
   Packed<T> whn_t;  // W_hn^T          K = H, N = H     (GRU reset_before only)
   Packed<T> wih_u;  // W_ih^T in the recurrent tiles' layout (one-step cells only)
+  Packed<T> wxh_u;  // [W_ih | W_hh]^T, K = I + H, in the recurrent tiles' layout: small
+                    // LSTM / RNN layers, whose inference fuses x_t W_ih^T into each step
   Packed<T> whr_t;  // W_hr^T          K = H, N = P     (LSTM with projection only)
   // backward products
   Packed<T> wih;    // W_ih            K = G*H, N = I

@@ -1,0 +1,84 @@
+"""The two forward paths of the LSTM and RNN kernels, on both sides of the size at which
+they switch (csrc/seq/shape-inl.h, kL2ShareBytes = 512 KB of stacked weights): a small
+layer multiplies [x_t | h_{t-1}] by the stacked [W_ih | W_hh] in each step (the input
+projection fused into the step), a larger one projects x first.  Each side is checked
+against the float64 reference, forward and backward, padded and packed rows, with and
+without bias, on every ISA; inference equals training and 1, 2 and 3 threads agree, bit
+for bit (kernel_run checks the first)."""
+
+import numpy as np
+import pytest
+
+import fusedrnn
+
+from _problems import check_against_reference, kernel_run, make_problem
+
+LIMIT = 512 * 1024  # bytes of G*H x (I + H) weights
+
+
+def _input_size(cell, H, dtype, fused):
+    """The largest I whose stacked weights fit LIMIT (fused), or one more."""
+    G = 4 if cell == "lstm" else 1
+    fit = LIMIT // (G * H * np.dtype(dtype).itemsize) - H
+    return fit if fused else fit + 1
+
+
+CASES = [(c, d, f) for c in ("lstm", "rnn_tanh", "rnn_relu")
+         for d in (np.float32, np.float64) for f in (True, False)]
+IDS = [f"{c}-{np.dtype(d).name}-{'fused' if f else 'projected'}" for c, d, f in CASES]
+
+
+@pytest.mark.usefixtures("isa")
+@pytest.mark.parametrize("cell,dtype,fused", CASES, ids=IDS)
+@pytest.mark.parametrize("packed_rows,bias", [(False, True), (True, False)],
+                         ids=["padded-bias", "packed-nobias"])
+def test_matches_reference_on_both_sides_of_the_switch(cell, dtype, fused, packed_rows, bias):
+    H = 64 if cell == "lstm" else 128
+    I = _input_size(cell, H, dtype, fused)  # noqa: E741
+    p = make_problem(cell, 4, 7, I, H, bias, seed=3, lengths=packed_rows)
+    check_against_reference(cell, p, dtype, packed_rows)
+
+
+@pytest.mark.parametrize("cell,dtype,fused", CASES, ids=IDS)
+def test_bit_identical_across_thread_counts(cell, dtype, fused, restore_threads):
+    H = 64 if cell == "lstm" else 128
+    I = _input_size(cell, H, dtype, fused)  # noqa: E741
+    p = make_problem(cell, 5, 13, I, H, True, seed=5)
+    results = []
+    for n in (1, 2, 3):
+        fusedrnn.set_num_threads(n)
+        results.append(kernel_run(cell, p, dtype, packed_rows=True))
+    for out, g in results[1:]:
+        for k in out:
+            np.testing.assert_array_equal(out[k], results[0][0][k], err_msg=k)
+        for k in g:
+            np.testing.assert_array_equal(g[k], results[0][1][k], err_msg=k)
+
+
+@pytest.mark.parametrize("B", [1, 2, 6, 7, 8, 13, 32])
+def test_row_blocks_of_every_height(B):
+    """A step's rows run in blocks of nearly equal height (RowBlocks): every batch size
+    from one block to several, on the fused path (H = 32) and the projected one (H = 96,
+    I = 321: 626 KB of weights), against the reference."""
+    for H, I in ((32, 32), (96, 321)):  # noqa: E741
+        p = make_problem("lstm", 3, B, I, H, True, seed=B)
+        check_against_reference("lstm", p, np.float32, packed_rows=True)
+
+
+@pytest.mark.parametrize("cell,dtype,fused", CASES, ids=IDS)
+def test_the_switch_is_where_documented(cell, dtype, fused, restore_threads):
+    """The per-part timers (_core._profile) show an input projection only on the
+    projected side, at any thread count; and the timers are zero while off."""
+    H = 64 if cell == "lstm" else 128
+    I = _input_size(cell, H, dtype, fused)  # noqa: E741
+    p = make_problem(cell, 3, 5, I, H, True, seed=7, lengths=False)
+    for n in (1, 2):
+        fusedrnn.set_num_threads(n)
+        fusedrnn._core._profile(True)
+        kernel_run(cell, p, dtype, packed_rows=False)
+        parts = fusedrnn._core._profile()
+        fusedrnn._core._profile(False)
+        assert parts[0]["steps"] > 0 and parts[0]["dw"] > 0
+        assert (parts[0]["input_projection"] == 0) == fused, parts[0]
+    kernel_run(cell, p, dtype, packed_rows=False)
+    assert fusedrnn._core._profile() == []
