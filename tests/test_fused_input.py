@@ -82,3 +82,14 @@ def test_the_switch_is_where_documented(cell, dtype, fused, restore_threads):
         assert (parts[0]["input_projection"] == 0) == fused, parts[0]
     kernel_run(cell, p, dtype, packed_rows=False)
     assert fusedrnn._core._profile() == []
+
+
+@pytest.mark.usefixtures("isa")
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+def test_sliced_k_matches_reference(cell):
+    """Weights beyond L2 (several MB) with more rows than one tile: each step walks K in
+    slices of 256 rows of the panel (three slices at H = 520, on every ISA), the
+    row blocks' partial sums carried between slices; against the reference, and the
+    padded and packed layouts at once (lengths)."""
+    p = make_problem(cell, 3, 9, 520, 520, True, seed=2)
+    check_against_reference(cell, p, np.float32, packed_rows=True)

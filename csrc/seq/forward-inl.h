@@ -146,7 +146,7 @@ FUSEDRNN_INLINE void fused_forward_panel(ThreadCtx& ctx, const FusedForward<T>& 
   const T* Bp = f.wk->data.data() + p * K * NR;
   const int64_t u0 = p * U;
   auto epi = [&](int64_t b, const V* acc) { fused_forward_cell<T, C>(f, s, u0, b, acc); };
-  // When several row blocks share this panel (chunked), walk K in slices that stay in L1
+  // When several row blocks share this panel (chunked), walk K in slices that stay in L2
   // across the row blocks, keeping each block's partial sums in a small scratch (in L1
   // too) between slices; the last slice finishes the cell in registers.  Otherwise one
   // slice of all K: the same products (the tiles' sums do not depend on the slicing
@@ -284,9 +284,12 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
   if (train) std::memcpy(f.ws_h, h0, sizeof(T) * BH);
   if (C == Cell::lstm) std::memcpy(f.c_buf, c0, sizeof(T) * BH);
 
-  // K slices of about 16 KB of the panel, when more than one row block reuses it and
-  // the weights do not stay in L2 (shape-inl.h, kL2ShareBytes).
-  f.KCF = std::max<int64_t>(64, 16384 / (NR * static_cast<int64_t>(sizeof(T))));
+  // K slices of 256 rows of the panel (64 KB on AVX-512, 32 KB on AVX2), when more than
+  // one row block reuses it and the weights do not stay in L2 (shape-inl.h,
+  // kL2ShareBytes): the first row block brings a slice from L3 into L2, where the others
+  // read it.  (Slices of 64 rows, which stay in L1, cost 4-10% at S2/S3 in partial
+  // sums; 512 rows gain nothing more.)
+  f.KCF = 256;
   f.chunked = B > MR && f.K > f.KCF &&
               GH * f.K * static_cast<int64_t>(sizeof(T)) > kL2ShareBytes;
   Buffer<T> partial(f.chunked ? nthreads * B * NR : 0);
