@@ -1,6 +1,6 @@
 """The two forward paths of the LSTM and RNN kernels, on both sides of the size at which
-they switch (csrc/seq/shape-inl.h, kL2ShareBytes = 512 KB of stacked weights): a small
-layer multiplies [x_t | h_{t-1}] by the stacked [W_ih | W_hh] in each step (the input
+they switch (csrc/seq/shape-inl.h: kL2ShareBytes = 512 KB of stacked weights, and a batch
+of at least kFuseInputMinRows = 4 rows): a small layer multiplies [x_t | h_{t-1}] by the stacked [W_ih | W_hh] in each step (the input
 projection fused into the step), a larger one projects x first.  Each side is checked
 against the float64 reference, forward and backward, padded and packed rows, with and
 without bias, on every ISA; inference equals training and 1, 2 and 3 threads agree, bit
@@ -65,13 +65,16 @@ def test_row_blocks_of_every_height(B):
         check_against_reference("lstm", p, np.float32, packed_rows=True)
 
 
+@pytest.mark.parametrize("B", [3, 4])
 @pytest.mark.parametrize("cell,dtype,fused", CASES, ids=IDS)
-def test_the_switch_is_where_documented(cell, dtype, fused, restore_threads):
+def test_the_switch_is_where_documented(cell, dtype, fused, B, restore_threads):
     """The per-part timers (_core._profile) show an input projection only on the
-    projected side, at any thread count; and the timers are zero while off."""
+    projected side (which is also every batch of fewer than 4 rows), at any thread
+    count; and the timers are zero while off."""
     H = 64 if cell == "lstm" else 128
     I = _input_size(cell, H, dtype, fused)  # noqa: E741
-    p = make_problem(cell, 3, 5, I, H, True, seed=7, lengths=False)
+    p = make_problem(cell, 3, B, I, H, True, seed=7, lengths=False)
+    fused = fused and B >= 4
     for n in (1, 2):
         fusedrnn.set_num_threads(n)
         fusedrnn._core._profile(True)

@@ -255,7 +255,8 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
   f.panels = (H + U - 1) / U;
   const int nthreads = threads_for(2.0 * B * GH * H, f.panels);
   // Never a function of the thread count: it changes the order of the sums.
-  f.xfused = fuses_input(C) && w.wxh_u.K == d.I + H && w.wxh_u.nr == NR &&
+  f.xfused = fuses_input(C) && B >= kFuseInputMinRows && w.wxh_u.K == d.I + H &&
+             w.wxh_u.nr == NR &&
              GH * w.wxh_u.K * static_cast<int64_t>(sizeof(T)) <= kL2ShareBytes;
   f.wk = f.xfused ? &w.wxh_u : &w.whh_t;
   f.K = f.wk->K;

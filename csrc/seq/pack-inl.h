@@ -46,7 +46,9 @@ void pack_weights(Weights<T>& w, Cell cell, int64_t I, int64_t H, int64_t P, con
   } else {
     pack_units(w.whh_t, static_cast<int>(G), unit_vectors(cell), H, Hr, w_hh);
     if (w.one_step) pack_units(w.wih_u, static_cast<int>(G), unit_vectors(cell), H, I, w_ih);
-    if (fuses_input(cell) && P == 0 &&
+    // The stack for fused-input sequence steps (seq/forward-inl.h, xfused); not for the
+    // cells' one-step weights, whose steps read wih_u and whh_t.
+    if (!one_step && fuses_input(cell) && P == 0 &&
         GH * (I + H) * static_cast<int64_t>(sizeof(T)) <= kFuseInputPackBytes) {
       Buffer<T> stack(GH * (I + H));  // [W_ih | W_hh], (G*H, I + H) row-major
       for (int64_t n = 0; n < GH; ++n) {
