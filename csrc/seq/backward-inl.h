@@ -127,7 +127,10 @@ void fused_backward_thread(ThreadCtx& ctx, const FusedBackward<T>& f) {
     const int64_t a_rs = f.pack_a ? 1 : GH, a_cs = f.pack_a ? MR : 1;
     {
     profile::Scope part(ctx.rank(), profile::kSteps);
-    for (int64_t q = q0; q < q1; ++q) {
+    // Every other step walks its panels backwards, as the forward does (the panels read
+    // last are still in cache); no sum depends on the order.
+    for (int64_t j = 0; j < q1 - q0; ++j) {
+      const int64_t q = t % 2 ? q1 - 1 - j : q0 + j;
       const T* Bp = f.w.whh.data.data() + q * GH * NR;
       const int64_t u0 = q * NR;
       auto epi = [&](int64_t b, const V* acc) {

@@ -219,7 +219,11 @@ void fused_forward_thread(ThreadCtx& ctx, const FusedForward<T>& f) {
     }
     {
       profile::Scope part(ctx.rank(), profile::kSteps);
-      for (int64_t p = p0; p < p1; ++p) fused_forward_panel<T, C>(ctx, f, s, p);
+      // Every other step walks its panels backwards: the panels the last step read last
+      // are still in cache when this one starts (a forward walk of weights larger than
+      // the cache would find none of them there).  No sum depends on the order.
+      for (int64_t j = 0; j < p1 - p0; ++j)
+        fused_forward_panel<T, C>(ctx, f, s, t % 2 ? p1 - 1 - j : p0 + j);
     }
     profile::Scope part(ctx.rank(), profile::kBarrier);
     if (!ctx.step_barrier()) return;
