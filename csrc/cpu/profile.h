@@ -1,6 +1,6 @@
 // Where a kernel call's time goes: per-thread wall-clock totals of its parts (the input
 // projection, the time loop's fused tiles, the strip copies, the barrier waits, the
-// large products after the loop), for the breakdown of docs/performance.md
+// large products after the loop), for the breakdown in docs/benchmarks.md
 // (tools/breakdown.py).  Off unless turned on (_core._profile(True)); when off, a part
 // costs one relaxed atomic load.
 //
