@@ -1,10 +1,13 @@
 // The fused forward time loop of one layer and direction (LSTM without projection, GRU
 // reset_after=True, RNN tanh/relu), for padded and packed rows alike.
 //
-// The input projection of all steps is one product (N x I by I x G*H).  Then one
+// The input projection of all steps is one product (N x I by I x G*H), or blocks of
+// steps inside the loop (gated-cell inference), or none: a small LSTM/RNN multiplies
+// [x_t | h_{t-1}] by its stacked weights in each step (xfused).  Then one
 // parallel region runs the whole sequence: each thread owns a fixed slice of hidden
 // units (all G gates of them: one packed panel of W_hh^T per tile, so its W_hh slice
-// stays in its own cache); per step it computes its tiles of h_{t-1} W_hh^T and
+// stays in its own cache); per step it computes its tiles of h_{t-1} W_hh^T (in row
+// blocks of nearly equal heights, rows-inl.h RowBlocks) and
 // finishes the cell on each tile while it is still in registers (cells/fused-inl.h);
 // one barrier per step publishes h_t to the other threads.  Results do not depend on
 // the number of threads: work is split by whole tiles and every sum has a fixed order.
@@ -14,7 +17,8 @@
 //     [off[t], off[t] + bs[t]); h0, c0, h_n, c_n (B, H); all row-major, contiguous, no
 //     alignment; ws null (inference) or a Workspace::size() buffer (training).
 //   - w packed by this ISA's pack_weights for cell C, P == 0: W_hh^T in panels of U
-//     units x G gates (NR = G * U columns, K = H), see pack_units.
+//     units x G gates (NR = G * U columns, K = H), see pack_units; wxh_u, where packed
+//     (wxh_u.K = I + H), [W_ih | W_hh]^T in the same panels.
 //   - Tiles: M <= MR = fused_tile_rows(NV) rows, NV = G * unit_vectors(C) vectors.
 #pragma once
 
@@ -243,9 +247,10 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
   const bool train = ws != nullptr;
   T* ws_gates = train ? ws + layout.gates_offset() : nullptr;
 
-  // Where the input projection goes (unless xfused, below): over the gate region of the workspace when
-  // training (each step overwrites its slice with the activated gates), over the h
-  // slots (training) or y (inference) for an RNN (each step overwrites it with h).
+  // Where the input projection goes (unless xfused, below): over the gate region of the
+  // workspace when training (each step overwrites its slice with the activated gates),
+  // over the h slots (training) or y (inference) for an RNN (each step overwrites it
+  // with h).
   // Inference of the gated cells instead projects Tc steps at a time, inside the
   // parallel region, into a scratch of about 1 MB that stays in cache (a T-step
   // scratch would be written once and read once, page faults included).  The product
@@ -257,7 +262,6 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
   f.ws_aux = train ? ws + layout.aux_offset() : nullptr;
   f.ws_h = train ? ws + layout.h_offset() : nullptr;
   f.panels = (H + U - 1) / U;
-  const int nthreads = threads_for(2.0 * B * GH * H, f.panels);
   // Never a function of the thread count: it changes the order of the sums.
   f.xfused = fuses_input(C) && B >= kFuseInputMinRows && w.wxh_u.K == d.I + H &&
              w.wxh_u.nr == NR &&
@@ -266,12 +270,14 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
   f.K = f.wk->K;
   f.gx_rs = f.xfused ? 0 : GH;
   f.gates = ws_gates;
+  const int nthreads = threads_for(2.0 * B * GH * f.K, f.panels);
   f.blocked = !is_rnn(C) && !train && !f.xfused;
   f.Tc = f.blocked ? std::max<int64_t>(1, std::min<int64_t>(T_, (int64_t(1) << 18) / (B * GH)))
                    : T_;
   Buffer<T> gx_scratch;
   if (f.xfused) {
-    f.gx = const_cast<T*>(w.bias_x.data());  // read only: the cells write gx in training
+    // Read only: with xfused the cells write the training gates to f.gates, never to gx.
+    f.gx = const_cast<T*>(w.bias_x.data());
   } else if (is_rnn(C)) {
     f.gx = train ? f.ws_h + BH : y;
   } else if (train) {
