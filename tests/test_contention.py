@@ -75,9 +75,9 @@ def _assert_identical(got, want, what):
 
 
 # ------------------------------------------------------------------ the policy's decisions
-@pytest.mark.parametrize("kind", KINDS)
-def test_slow_worker_shrinks_the_forward_mid_call(kind, adaptive):
-    m, x = _layer(kind), _x()
+def _shrunk_forward(m, x):
+    """m(x)'s output on 1 thread, on 2, and on the adaptive 2 with rank 1 slowed before
+    its 4th step barrier; and the policy's state after that last call."""
     fusedrnn.set_num_threads(1)
     y1 = m(x)[0]
     fusedrnn.set_num_threads(2)
@@ -86,7 +86,13 @@ def test_slow_worker_shrinks_the_forward_mid_call(kind, adaptive):
     reset()
     core._slow_worker(1, 3, SLOW)
     y = m(x)[0]
-    s = core._adaptive_threads()
+    return y1, y2, y, core._adaptive_threads()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_slow_worker_shrinks_the_forward_mid_call(kind, adaptive):
+    m, x = _layer(kind), _x()
+    y1, y2, y, s = _shrunk_forward(m, x)
     assert s["adaptive"] and ran_threads() == 2
     assert s["stalls"] >= 1 and s["shrinks"] == 1, s
     assert s["cap"] == 1 and s["last_region_final"] == 1, s
@@ -102,15 +108,7 @@ def test_slow_worker_shrinks_the_forward_mid_call(kind, adaptive):
 def test_slow_worker_shrinks_a_quantized_forward_mid_call(kind, dtype, adaptive):
     # The quantized kernels' time loop has the same step barrier (csrc/quant/forward-inl.h).
     q, x = fusedrnn.quantize_dynamic(_layer(kind), dtype), _x()
-    fusedrnn.set_num_threads(1)
-    y1 = q(x)[0]
-    fusedrnn.set_num_threads(2)
-    y2 = q(x)[0]
-    assert ran_threads() == 2
-    reset()
-    core._slow_worker(1, 3, SLOW)
-    y = q(x)[0]
-    s = core._adaptive_threads()
+    y1, y2, y, s = _shrunk_forward(q, x)
     assert s["shrinks"] == 1 and s["last_region_final"] == 1, s
     _assert_identical([y], [y1], "shrunk vs 1 thread")
     _assert_identical([y], [y2], "shrunk vs 2 threads")
