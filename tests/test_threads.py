@@ -376,6 +376,17 @@ def test_cells_shared_between_threads():
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_region_never_exceeds_the_threads_asked_while_the_count_changes(n, restore_threads):
+    """A kernel sizes its per-thread buffers for the n threads it asks parallel() for; a
+    set_num_threads from another thread at that moment must not give it a larger region
+    (it once did: the count was read twice, and ASan caught a strip buffer overrun)."""
+    fusedrnn.set_num_threads(2)
+    largest = fusedrnn._core._largest_region_under_flips(n, 20000)
+    assert 1 <= largest <= n
+    assert fusedrnn.get_num_threads() == 2, "the count set before the call is restored"
+
+
 def test_set_num_threads_from_another_thread_between_calls(restore_threads):
     m = make_layer("lstm", 32, 96, seed=2, num_layers=2)
     x = np.random.default_rng(2).standard_normal((8, 16, 32)).astype(np.float32)

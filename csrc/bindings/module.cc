@@ -100,6 +100,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", &fusedrnn::get_num_threads);
   m.def("_last_region_threads", &fusedrnn::last_region_threads,
         "Tests only: threads that ran the last parallel region this thread started.");
+  m.def("_largest_region_under_flips", &fusedrnn::largest_region_under_flips, py::arg("n"),
+        py::arg("regions"),
+        "Tests only: the largest of `regions` parallel regions asked for n threads while "
+        "another thread keeps changing the thread count (1 .. n + 1).");
   m.def("_adaptive_threads", &b::adaptive_threads_dict,
         "The contention policy's state: adaptive, cap, probe_interval_ms, stalls, shrinks, "
         "probes, probes_failed, last_region_final.");

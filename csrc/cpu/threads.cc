@@ -352,7 +352,10 @@ void after_region(Policy& p, int n, bool probe, const RegionResult& r) {
 }  // namespace
 
 void parallel(int n, const std::function<void(ThreadCtx&)>& fn) {
-  int want = n < get_num_threads() ? n : get_num_threads();
+  // One read of the count: another thread may set it meanwhile, and the region must
+  // never exceed n (callers size per-thread buffers for n threads).
+  const int limit = get_num_threads();
+  int want = std::min(n, limit);
   if (want > 4096) want = 4096;
   t_last_region_threads = 1;
   if (want <= 1) {
@@ -386,6 +389,27 @@ void parallel(int n, const std::function<void(ThreadCtx&)>& fn) {
 }
 
 int last_region_threads() { return t_last_region_threads; }
+
+int largest_region_under_flips(int n, int regions) {
+  if (n < 1 || regions < 0)
+    throw std::invalid_argument("largest_region_under_flips: expected n >= 1, regions >= 0");
+  const int saved = g_num_threads.load(std::memory_order_relaxed);
+  std::atomic<bool> stop{false};
+  std::thread flipper([&] {
+    for (int k = 0; !stop.load(std::memory_order_relaxed); ++k) set_num_threads(1 + k % (n + 1));
+  });
+  std::atomic<int> largest{0};
+  for (int i = 0; i < regions; ++i)
+    parallel(n, [&](ThreadCtx& ctx) {
+      int seen = largest.load(std::memory_order_relaxed);
+      while (ctx.size() > seen && !largest.compare_exchange_weak(seen, ctx.size())) {
+      }
+    });
+  stop.store(true, std::memory_order_relaxed);
+  flipper.join();
+  g_num_threads.store(saved, std::memory_order_relaxed);
+  return largest.load();
+}
 
 AdaptiveState adaptive_state() {
   Team& t = team();

@@ -79,6 +79,11 @@ inline void split(int64_t n, int rank, int size, int64_t& begin, int64_t& end) {
 // calling thread (0 before its first).
 int last_region_threads();
 
+// Tests only: runs `regions` parallel(n, ...) regions while another thread keeps setting
+// the thread count to 1, 2, ..., n + 1 in turn, and returns the largest region size seen
+// (the contract: never above n).  The count set before the call is restored.
+int largest_region_under_flips(int n, int regions);
+
 // The contention policy's state (tests and diagnostics).
 struct AdaptiveState {
   bool adaptive = false;        // the count is the default, so the team adapts

@@ -91,6 +91,8 @@ def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 def _last_region_threads() -> int:
     """Tests only: threads that ran the last parallel region this thread started."""
+def _largest_region_under_flips(n: int, regions: int) -> int:
+    """Tests only: the largest region asked for n threads while the count keeps changing."""
 def fma_peak(seconds: float = 0.2) -> float:
     """float32 FMA GFLOP/s of one thread with the selected ISA (a register-only loop)."""
 
