@@ -141,7 +141,7 @@ def quant_matmul(qa, qw):
 #
 # The logistic and tanh functions are evaluated in float64 and rounded to float32 (the
 # kernels' vector versions differ from that by a few float32 ulps).
-from .. import reference as _fref  # noqa: E402  (the float cells' schedule helpers)
+from ..reference import _common as _fref  # noqa: E402  (the float cells' schedule helpers)
 
 __all__ += ["weight_mode", "quantized_forward", "quantized_cell"]
 
@@ -262,17 +262,17 @@ def _weights(params, suffix, G, H, dequantized, where):
 
 def _direction(kind, x, h0, c0, w, lengths, reverse, dt, ties, x_computed):
     T, B = x.shape[:2]
-    times, on = _fref._schedule(T, B, lengths, reverse)
+    times, on = _fref.schedule(T, B, lengths, reverse)
     y = np.zeros((T, B, h0.shape[-1]), dt)
     h, c = h0, c0
     for s in range(T):
         run = on[s][:, None]
         t3 = (ties if x_computed else None, ties if s else None, ties)
-        h_new, c_new = _step(kind, _fref._gather(x, times[s]), h, c, w, dt, t3)
+        h_new, c_new = _step(kind, _fref.gather(x, times[s]), h, c, w, dt, t3)
         h = np.where(run, h_new, h)  # finished rows keep their state
         if c is not None:
             c = np.where(run, c_new, c)
-        _fref._scatter(y, times[s], on[s], h)
+        _fref.scatter(y, times[s], on[s], h)
     return y, h, c
 
 
