@@ -41,6 +41,9 @@ py::array activation(const std::string& which, const py::array& x);
 
 // float32 FMA GFLOP/s of one thread with the selected ISA.
 double fma_peak(double seconds);
+// Tests and the GEMM benchmark: (a @ w.T, seconds per product, packing not counted) with
+// the selected ISA's large-product kernel, the product repeated `reps` times.
+py::tuple matmul(const py::array& a, const py::array& w, int64_t reps);
 py::dict adaptive_threads_dict();
 // _profile(True/False): turn the parts' timers on or off (and zero them); _profile():
 // a list, one dict per thread rank, of seconds per part since then.

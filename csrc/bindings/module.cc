@@ -123,6 +123,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("_profile", &b::profile, py::arg("on") = py::none(),
         "Diagnostics: _profile(True) turns the per-part timers on (zeroed), _profile(False) "
         "off; _profile() returns one dict per thread rank of seconds per part.");
+  m.def("_matmul", &b::matmul, py::arg("a"), py::arg("w"), py::arg("reps") = 1,
+        "Tests and benchmarks: (a @ w.T, seconds per product) with the selected ISA's "
+        "large-product kernel; w packed once, the product run reps times.");
   m.def("fma_peak", &b::fma_peak, py::arg("seconds") = 0.2,
         "float32 FMA GFLOP/s of one thread with the selected ISA (a register-only loop).");
 

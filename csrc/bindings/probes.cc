@@ -1,6 +1,7 @@
 // Probes of the selected ISA for the tests and the benchmark: the vector activations
-// (exp, sigmoid, tanh) on an array, one thread's float32 FMA peak, cpu_info and the
-// thread team's contention policy as dicts, and the parts' profile (cpu/profile.h).
+// (exp, sigmoid, tanh) on an array, the large product alone, one thread's float32 FMA
+// peak, cpu_info and the thread team's contention policy as dicts, and the parts'
+// profile (cpu/profile.h).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>  // cpu_info's lists of ISA names
@@ -42,6 +43,34 @@ py::array activation(const std::string& which, const py::array& x) {
   py::gil_scoped_release release;
   fusedrnn::kernels_f64().activation(w, px, py_, n);
   return std::move(y);
+}
+
+namespace {
+template <class T>
+py::tuple matmul_as(const KernelTable<T>& k, const py::array& a, const py::array& w,
+                    int64_t reps) {
+  if (a.ndim() != 2 || w.ndim() != 2 || a.shape(1) != w.shape(1))
+    throw std::invalid_argument("a, w: expected shapes (M, K) and (N, K), got a " +
+                                shape_str(a) + ", w " + shape_str(w));
+  const int64_t M = a.shape(0), K = a.shape(1), N = w.shape(0);
+  const T* pa = checked<T>(a, "a", {M, K});
+  const T* pw = checked<T>(w, "w", {N, K});
+  auto c = empty<T>({M, N});
+  T* pc = c.mutable_data();
+  double seconds;
+  {
+    // Safe without the GIL: a and w are held by the caller and c is new.
+    py::gil_scoped_release release;
+    seconds = k.matmul(M, N, K, pa, pw, pc, reps);
+  }
+  return py::make_tuple(std::move(c), seconds / static_cast<double>(reps));
+}
+}  // namespace
+
+py::tuple matmul(const py::array& a, const py::array& w, int64_t reps) {
+  if (reps < 1) throw std::invalid_argument("reps: expected >= 1, got " + std::to_string(reps));
+  if (py::isinstance<py::array_t<double>>(a)) return matmul_as(fusedrnn::kernels_f64(), a, w, reps);
+  return matmul_as(fusedrnn::kernels_f32(), a, w, reps);
 }
 
 double fma_peak(double seconds) {

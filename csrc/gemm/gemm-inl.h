@@ -14,7 +14,7 @@
 //     columns (B.nr == NR), K x NR each, columns past N zero.
 //   - ldc >= N; C does not overlap A or B.  M >= 0, K >= 0.
 //   - Tiles: MR x NR with NV = 2 vectors (16 registers) or 4 (32 registers); A is copied
-//     in blocks of MC = 48 rows x KC = 1 KB of k, on the stack.
+//     in blocks of MC = 48 rows x KC = 2 KB of k, on the stack.
 #pragma once
 
 #include <algorithm>
@@ -106,8 +106,14 @@ void gemm_part(int64_t m_begin, int64_t m_end, int64_t q_begin, int64_t q_end, c
                bool accumulate, const T* bias) {
   using V = Vec<T>;
   constexpr int W = V::width, NV = GemmShape<T>::NV, MR = GemmShape<T>::MR, NR = NV * W;
-  constexpr int64_t KC = 1024 / sizeof(T);  // a KC x NR panel slice stays in L1
-  constexpr int64_t MC = 48;  // an MC x KC block of A, packed on the stack (48 KB)
+  // Slices of 2 KB of k (512 floats): every slice adds its sums into C, so a product
+  // with a large C (dx and dW at S3: 13-52 MB) makes K / KC passes over it through L3 or
+  // memory; 512 rows of k instead of 256 took those products from 81-84 to 99 GFLOP/s
+  // on AVX2 and from 99-100 to 104-106 on AVX-512 (one thread, Zen 4).  A tile's
+  // KC x NR slice of the panel (32 KB on AVX2, 128 KB on AVX-512) comes from L1 or L2,
+  // where every row block of MC rows reads it again.
+  constexpr int64_t KC = 2048 / sizeof(T);
+  constexpr int64_t MC = 48;  // an MC x KC block of A, packed on the stack (96 KB)
   const int64_t K = B.K, N = B.N;
   FUSEDRNN_DEBUG_ASSERT(B.nr == NR && K >= 0 && ldc >= N);
   // A's block is copied into MR-row strips, k-major ([k][MR]), so that a tile's A

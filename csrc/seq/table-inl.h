@@ -1,5 +1,6 @@
 // One ISA's kernel table (fusedrnn/kernels.h): the switches from a call's cell to the
-// kernel that runs it, the activations the accuracy tests sweep, and make_table.
+// kernel that runs it, the activations the accuracy tests sweep, the large product
+// alone (matmul: its tests and benchmark), and make_table.
 //
 // The kernels themselves are defined in the other seq/*-inl.h files and compiled in
 // their own translation units (seq/entries-inl.h lists them); here they are only
@@ -7,13 +8,17 @@
 // w.one_step say which kernel fits).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 
+#include "cpu/threads.h"
 #include "fusedrnn/cell.h"
 #include "fusedrnn/dims.h"
 #include "fusedrnn/kernels.h"
+#include "gemm/gemm-inl.h"
 #include "seq/entries-inl.h"
 #include "seq/pack-inl.h"
+#include "seq/shape-inl.h"
 #include "simd/peak-inl.h"
 #include "simd/tail-inl.h"
 #include "simd/vec.h"
@@ -82,10 +87,24 @@ void activation(int which, const T* x, T* y, int64_t n) {
   });
 }
 
+// c = a w^T (KernelTable::matmul): the input projection's product, alone.
+template <class T>
+double matmul(int64_t M, int64_t N, int64_t K, const T* a, const T* w, T* c, int64_t reps) {
+  Packed<T> b;
+  pack_b(b, K, N, w, 1, K);
+  const int64_t parts = (N + GemmShape<T>::NR - 1) / GemmShape<T>::NR +
+                        (M + GemmShape<T>::MR - 1) / GemmShape<T>::MR;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int64_t r = 0; r < reps; ++r)
+    parallel(threads_for(2.0 * M * N * K, parts),
+             [&](ThreadCtx& ctx) { gemm<T>(ctx, M, a, K, 1, b, c, N, false, nullptr); });
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 template <class T>
 constexpr KernelTable<T> make_table() {
-  return KernelTable<T>{kIsaName,     &pack_weights<T>, &forward<T>,     &backward<T>,
-                       &step<T>, &activation<T>,   &fma_peak_gflops};
+  return KernelTable<T>{kIsaName,       &pack_weights<T>, &forward<T>, &backward<T>, &step<T>,
+                        &activation<T>, &fma_peak_gflops, &matmul<T>};
 }
 
 }  // namespace FUSEDRNN_ISA

@@ -93,6 +93,9 @@ def _last_region_threads() -> int:
     """Tests only: threads that ran the last parallel region this thread started."""
 def _largest_region_under_flips(n: int, regions: int) -> int:
     """Tests only: the largest region asked for n threads while the count keeps changing."""
+def _matmul(a: npt.NDArray[np.floating], w: npt.NDArray[np.floating],
+            reps: int = 1) -> tuple[np.ndarray, float]:
+    """Tests and benchmarks: (a @ w.T, seconds per product) with the large-product kernel."""
 def fma_peak(seconds: float = 0.2) -> float:
     """float32 FMA GFLOP/s of one thread with the selected ISA (a register-only loop)."""
 

@@ -125,6 +125,11 @@ struct KernelTable {
   void (*activation)(int which, const T* x, T* y, int64_t n);
   // float32 FMA GFLOP/s of one thread with this ISA's vectors (simd/peak-inl.h).
   double (*fma_peak)(double seconds);
+  // c (M, N) = a (M, K) w^T with the large-product kernel (gemm/gemm-inl.h) on the
+  // threads set; w (N, K) row-major, torch's layout, packed once; the product repeated
+  // `reps` >= 1 times.  Returns the seconds of the products (the packing not counted).
+  double (*matmul)(int64_t M, int64_t N, int64_t K, const T* a, const T* w, T* c,
+                   int64_t reps);
 };
 
 }  // namespace fusedrnn
