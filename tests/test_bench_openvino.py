@@ -101,10 +101,16 @@ def test_ceiling_measures_gflops_and_peak():
     assert c["gflops"] == pytest.approx(2 * m * k * n / c["median_s"] / 1e9)
     threads = c["blas_threads"] or 1
     assert c["pct_peak"] == pytest.approx(100 * c["gflops"] / (100.0 * threads))
+    # ours: the same product with fusedrnn's own kernel, timed in turns with NumPy's
+    assert len(c["ours_times_s"]) == len(c["times_s"])
+    assert c["ours_median_s"] == pytest.approx(float(np.median(c["ours_times_s"])))
+    assert c["ours_gflops"] == pytest.approx(2 * m * k * n / c["ours_median_s"] / 1e9)
     widths = [w for _, w, _ in table.columns()[:6]]
     line = ceiling.ceiling_line(c, False, widths)
-    assert line.split()[:3] == ["gru", "S4", "matmul"] and len(line) <= 120
+    assert line.split()[:3] == ["gru", "S4", "matmul"] and len(line) <= 150
     assert "numpy.matmul (160, 128) x (128, 384)" in line
+    ratio = c["median_s"] / c["ours_median_s"]
+    assert line.endswith(f"; ours {c['ours_gflops']:.1f} GFLOP/s ({ratio:.2f}x)")
     assert not re.search(r"\sok \d", line)  # never taken for a checked line
 
 
@@ -142,7 +148,10 @@ def test_bench_with_openvino_checks_it_and_prints_ceilings(tmp_path, openvino):
     assert r.returncode == 0, r.stdout + r.stderr
     headers, checked, ceilings = _tables(r.stdout)
     assert len(checked) == 2 and not any("OV!" in line for line in checked), r.stdout
-    assert all(len(line) <= 120 for line in headers + checked + ceilings)
+    assert all(len(line) <= 120 for line in headers + checked)
+    # a ceiling line ends with ours' product of the same shape (GFLOP/s and x numpy)
+    assert all(len(line) <= 150 and re.search(r"; ours [\d.]+ GFLOP/s \([\d.]+x\)$", line)
+               for line in ceilings), ceilings
     doc = json.loads(out.read_text())
     assert doc["peers"][-1] == "openvino" and doc["machine"]["versions"]["openvino"]
     for x in doc["results"]:
@@ -151,3 +160,4 @@ def test_bench_with_openvino_checks_it_and_prints_ceilings(tmp_path, openvino):
         assert x["missing_peers"] == []
     for c in doc["ceilings"]:
         assert c["gflops"] > 0 and c["threads"] == 1 and c["pct_peak"] > 0
+        assert c["ours_gflops"] > 0 and len(c["ours_times_s"]) == len(c["times_s"])

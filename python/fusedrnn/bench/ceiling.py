@@ -5,7 +5,10 @@ The input projection is the largest product of a recurrent layer: x (N, I) times
 (I, G*H) for all N = T*B rows at once (N = the sum of the lengths in the len row, B in
 the cell rows; the first layer, one direction in L2bi).  NumPy's BLAS (OpenBLAS here) is a
 tuned SGEMM, so its rate on that shape is what a large product reaches on this machine:
-the bar that fusedrnn's own products are measured against (docs/benchmarks.md).
+the bar that fusedrnn's own products are measured against (docs/benchmarks.md).  The
+line also gives fusedrnn's own large product (``_core._matmul``, the kernel of the input
+projection, dx and dW; its weights packed once, as a layer's are) on the same shape,
+timed in turns with NumPy's, and its speed relative to NumPy's.
 
 NumPy's BLAS gets the table's thread count when ``threadpoolctl`` is installed; without
 it the BLAS keeps its own (OPENBLAS_NUM_THREADS, or every core), which the line says.
@@ -19,6 +22,7 @@ import time
 
 import numpy as np
 
+from .. import _core
 from .grid import Kind, Shape
 
 
@@ -50,26 +54,31 @@ def measure_ceiling(kind: Kind, shape: Shape, threads: int, peak_gflops: float, 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((m, k)).astype(np.float32)
     w = rng.standard_normal((k, n)).astype(np.float32)
+    w_rows = np.ascontiguousarray(w.T)  # (N, K): torch's layout, what _matmul packs
     c = np.empty((m, n), np.float32)
     with blas_threads(threads) as used:
         t0 = time.perf_counter()
         np.matmul(x, w, out=c)
         first = time.perf_counter() - t0
         inner = max(1, int(min_sample_s / first)) if first > 0 else 1
-        times, start = [], time.perf_counter()
+        times, ours, start = [], [], time.perf_counter()
         while len(times) < min_runs or time.perf_counter() - start < budget_s:
             t0 = time.perf_counter()
             for _ in range(inner):
                 np.matmul(x, w, out=c)
             times.append((time.perf_counter() - t0) / inner)
+            ours.append(_core._matmul(x, w_rows, reps=inner)[1])
             if len(times) >= 50:
                 break
-    median = float(np.median(times))
-    gflops = 2.0 * m * k * n / median / 1e9
+    median, ours_median = float(np.median(times)), float(np.median(ours))
+    flop = 2.0 * m * k * n
+    gflops = flop / median / 1e9
     base = used if used is not None else threads
     return {"kind": kind.name, "row": shape.name, "M": m, "K": k, "N": n,
             "blas_threads": used, "times_s": times, "median_s": median, "gflops": gflops,
-            "pct_peak": 100 * gflops / (peak_gflops * base) if peak_gflops else None}
+            "pct_peak": 100 * gflops / (peak_gflops * base) if peak_gflops else None,
+            "ours_times_s": ours, "ours_median_s": ours_median,
+            "ours_gflops": flop / ours_median / 1e9}
 
 
 def ceiling_line(c: dict, is_cell: bool, widths: tuple) -> str:
@@ -84,4 +93,5 @@ def ceiling_line(c: dict, is_cell: bool, widths: tuple) -> str:
     cells = [c["kind"], c["row"], "matmul", time_text, f"{c['gflops']:.1f}", pct]
     text = "  ".join(v.ljust(w) if i < 3 else v.rjust(w) for i, (v, w) in enumerate(zip(cells, widths)))
     return (f"{text}  ceiling: numpy.matmul ({c['M']}, {c['K']}) x ({c['K']}, {c['N']}), "
-            f"{threads}")
+            f"{threads}; ours {c['ours_gflops']:.1f} GFLOP/s "
+            f"({c['median_s'] / c['ours_median_s']:.2f}x)")
