@@ -1,10 +1,14 @@
-"""The two forward paths of the LSTM and RNN kernels, on both sides of the size at which
-they switch (csrc/seq/shape-inl.h: kL2ShareBytes = 512 KB of stacked weights, and a batch
-of at least kFuseInputMinRows = 4 rows): a small layer multiplies [x_t | h_{t-1}] by the stacked [W_ih | W_hh] in each step (the input
-projection fused into the step), a larger one projects x first.  Each side is checked
-against the float64 reference, forward and backward, padded and packed rows, with and
-without bias, on every ISA; inference equals training and 1, 2 and 3 threads agree, bit
-for bit (kernel_run checks the first)."""
+"""The forward paths of the LSTM, GRU and RNN kernels, on both sides of the sizes at
+which they switch (csrc/seq/shape-inl.h).
+
+The fused input first (kL2ShareBytes = 512 KB of stacked weights, and a batch of at
+least kFuseInputMinRows = 4 rows): a small LSTM or RNN layer multiplies [x_t | h_{t-1}]
+by the stacked [W_ih | W_hh] in each step (the input projection fused into the step), a
+larger one projects x first.  Then the training projection of LSTM and GRU (the end of
+this file): in blocks of steps, or in one product above kBlockedTrainBytes.  Each side
+is checked against the float64 reference, forward and backward, padded and packed
+rows, with and without bias, on every ISA; inference equals training and 1, 2 and 3
+threads agree, bit for bit (kernel_run checks the first)."""
 
 import numpy as np
 import pytest
@@ -96,3 +100,29 @@ def test_sliced_k_matches_reference(cell):
     padded and packed layouts at once (lengths)."""
     p = make_problem(cell, 3, 9, 520, 520, True, seed=2)
     check_against_reference(cell, p, np.float32, packed_rows=True)
+
+
+# --------------------------------------------------------------------------------------
+# Training of an LSTM or GRU projects its input in blocks of steps (into a scratch, the
+# gates then written to the workspace) while W_ih and W_hh together fit
+# kBlockedTrainBytes = 16 MB (shape-inl.h), and in one product over the workspace's gate
+# region above it.  Both sides against the reference, forward and backward, with
+# inference equal to training bit for bit (check_against_reference / kernel_run).
+BLOCKED_LIMIT = 16 << 20
+
+
+def _blocked_input_size(cell, H, dtype, blocked):
+    G = 4 if cell == "lstm" else 3
+    fit = BLOCKED_LIMIT // (G * H * np.dtype(dtype).itemsize) - H
+    return fit if blocked else fit + 1
+
+
+@pytest.mark.usefixtures("isa")
+@pytest.mark.parametrize("blocked", [True, False], ids=["blocked", "one-product"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_training_projection_on_both_sides_of_its_switch(cell, dtype, blocked):
+    H = 256
+    I = _blocked_input_size(cell, H, dtype, blocked)  # noqa: E741
+    p = make_problem(cell, 3, 5, I, H, True, seed=11, lengths=True)
+    check_against_reference(cell, p, dtype, packed_rows=True)

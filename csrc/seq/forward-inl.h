@@ -62,7 +62,7 @@ struct FusedForward {
   const T* h0 = nullptr;
   T* y = nullptr;
   bool train = false;
-  bool blocked = false;  // inference of a gated cell: project Tc steps at a time into gx
+  bool blocked = false;  // a gated cell: project Tc steps at a time into gx (a scratch)
   int64_t Tc = 0;
   // xfused: a small LSTM / RNN (shape-inl.h, kL2ShareBytes): each step multiplies
   // [x_t | h_{t-1}] by wxh_u (K = I + H), and gx is the bias, one row for all.
@@ -121,7 +121,8 @@ FUSEDRNN_INLINE void fused_forward_cell(const FusedForward<T>& f, const FusedSte
                        train ? f.gates + (f.d.off[s.t] + b) * Tile::G * H : nullptr);
     } else if constexpr (C == Cell::gru) {
       gru_fwd_tile<V>(acc, H, u, n, gxb, f.w.bias_hn.data(), s.h_prev + b * H, s.yt + b * H,
-                      s.h_save ? s.h_save + b * H : nullptr, train ? gxb : nullptr,
+                      s.h_save ? s.h_save + b * H : nullptr,
+                      train ? f.gates + (f.d.off[s.t] + b) * Tile::G * H : nullptr,
                       train ? f.ws_aux + (f.d.off[s.t] + b) * H : nullptr);
     } else {
       // gxb is h_save (training) or yt (inference): h overwrites its projection;
@@ -247,17 +248,18 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
   const bool train = ws != nullptr;
   T* ws_gates = train ? ws + layout.gates_offset() : nullptr;
 
-  // Where the input projection goes (unless xfused, below): over the gate region of the
-  // workspace when training (each step overwrites its slice with the activated gates),
-  // over the h slots (training) or y (inference) for an RNN (each step overwrites it
-  // with h).
-  // Inference of the gated cells instead projects Tc steps at a time, inside the
-  // parallel region, into a scratch of about 1 MB that stays in cache (a T-step
-  // scratch would be written once and read once, page faults included).  The product
-  // of a block of rows equals that part of the whole product bit for bit, so
-  // inference and training still agree exactly.  A small LSTM or RNN has no projection
-  // at all (xfused, shape-inl.h): its steps multiply [x_t | h_{t-1}] by the stacked
-  // weights, in training and inference alike (so they still agree exactly).
+  // Where the input projection goes (unless xfused, below): for the gated cells, Tc
+  // steps at a time, inside the parallel region, into a scratch of about 1 MB that stays
+  // in cache (a T-step scratch would be written once and read once, page faults
+  // included); when training, each step writes its activated gates to the workspace.
+  // Training with weights larger than kBlockedTrainBytes (shape-inl.h) instead projects
+  // all steps at once over the workspace's gate region (each step overwrites its slice
+  // with the activated gates).  An RNN's goes over the h slots (training) or y
+  // (inference), each step overwriting it with h.  The product of a block of rows
+  // equals that part of the whole product bit for bit, so inference and training agree
+  // exactly.  A small LSTM or RNN has no projection at all (xfused, shape-inl.h): its
+  // steps multiply [x_t | h_{t-1}] by the stacked weights, in training and inference
+  // alike (so they still agree exactly).
   FusedForward<T> f{w, d, x, h0, y, train};
   f.ws_aux = train ? ws + layout.aux_offset() : nullptr;
   f.ws_h = train ? ws + layout.h_offset() : nullptr;
@@ -271,7 +273,8 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
   f.gx_rs = f.xfused ? 0 : GH;
   f.gates = ws_gates;
   const int nthreads = threads_for(2.0 * B * GH * f.K, f.panels);
-  f.blocked = !is_rnn(C) && !train && !f.xfused;
+  f.blocked = !is_rnn(C) && !f.xfused &&
+              (!train || GH * (d.I + H) * static_cast<int64_t>(sizeof(T)) <= kBlockedTrainBytes);
   f.Tc = f.blocked ? std::max<int64_t>(1, std::min<int64_t>(T_, (int64_t(1) << 18) / (B * GH)))
                    : T_;
   Buffer<T> gx_scratch;
@@ -280,8 +283,8 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
     f.gx = const_cast<T*>(w.bias_x.data());
   } else if (is_rnn(C)) {
     f.gx = train ? f.ws_h + BH : y;
-  } else if (train) {
-    f.gx = ws_gates;
+  } else if (!f.blocked) {
+    f.gx = ws_gates;  // training: each step overwrites its rows with the activated gates
   } else {
     gx_scratch.reset(f.Tc * B * GH);
     f.gx = gx_scratch.data();
