@@ -8,7 +8,8 @@ times with ``fusedrnn._core._profile(True)`` and prints, in ms per call, the med
 time and thread 0's parts (cpu/profile.h):
 
   inproj   the input projection x W_ih^T + b (one product before the loop, or blocks of
-           steps inside it for gated-cell inference)
+           steps inside it for LSTM and GRU inference, and training up to 16 MB of
+           weights)
   steps    the time loop's fused tiles: h_{t-1} W_hh^T (backward: dg_{t+1} W_hh) with the
            cell's element-wise work done on the tile in registers
   strips   copying h_{t-1} (dg_{t+1}) into MR-row strips every step
