@@ -8,7 +8,11 @@ tuned SGEMM, so its rate on that shape is what a large product reaches on this m
 the bar that fusedrnn's own products are measured against (docs/benchmarks.md).  The
 line also gives fusedrnn's own large product (``_core._matmul``, the kernel of the input
 projection, dx and dW; its weights packed once, as a layer's are) on the same shape,
-timed in turns with NumPy's, and its speed relative to NumPy's.
+timed in turns with NumPy's, and its speed relative to NumPy's.  With more than one
+thread, each turn starts 0.1 s after the other library's last call: both keep their
+idle threads busy for about that long after a call (OpenBLAS spinning, ours polling with
+sched_yield), and a product started meanwhile shares the cores with them (2 threads:
+half speed or less; docs/benchmarks.md, "Noise").
 
 NumPy's BLAS gets the table's thread count when ``threadpoolctl`` is installed; without
 it the BLAS keeps its own (OPENBLAS_NUM_THREADS, or every core), which the line says.
@@ -24,6 +28,13 @@ import numpy as np
 
 from .. import _core
 from .grid import Kind, Shape
+
+
+# How long the idle threads of either library stay busy after a call (measured: a
+# 2-thread product of ours ran at 110-145 GFLOP/s up to 50 ms after a 2-thread
+# numpy.matmul, 218 from 0.1 s; NumPy's at 61 right after ours; cpu/threads.cc's workers
+# poll for 100 ms).
+IDLE_SPIN_S = 0.1
 
 
 def input_projection_shape(kind: Kind, shape: Shape) -> tuple:
@@ -61,13 +72,18 @@ def measure_ceiling(kind: Kind, shape: Shape, threads: int, peak_gflops: float, 
         np.matmul(x, w, out=c)
         first = time.perf_counter() - t0
         inner = max(1, int(min_sample_s / first)) if first > 0 else 1
+        several = (used if used is not None else threads) > 1
         times, ours, start = [], [], time.perf_counter()
         while len(times) < min_runs or time.perf_counter() - start < budget_s:
+            if several:
+                time.sleep(IDLE_SPIN_S)
+            ours.append(_core._matmul(x, w_rows, reps=inner)[1])
+            if several:
+                time.sleep(IDLE_SPIN_S)
             t0 = time.perf_counter()
             for _ in range(inner):
                 np.matmul(x, w, out=c)
             times.append((time.perf_counter() - t0) / inner)
-            ours.append(_core._matmul(x, w_rows, reps=inner)[1])
             if len(times) >= 50:
                 break
     median, ours_median = float(np.median(times)), float(np.median(ours))
