@@ -69,7 +69,8 @@ py::tuple matmul_as(const KernelTable<T>& k, const py::array& a, const py::array
 
 py::tuple matmul(const py::array& a, const py::array& w, int64_t reps) {
   if (reps < 1) throw std::invalid_argument("reps: expected >= 1, got " + std::to_string(reps));
-  if (py::isinstance<py::array_t<double>>(a)) return matmul_as(fusedrnn::kernels_f64(), a, w, reps);
+  if (py::isinstance<py::array_t<double>>(a))
+    return matmul_as(fusedrnn::kernels_f64(), a, w, reps);
   return matmul_as(fusedrnn::kernels_f32(), a, w, reps);
 }
 

@@ -2,7 +2,8 @@
 // reset_after=True, RNN tanh/relu), for padded and packed rows alike.
 //
 // The input projection of all steps is one product (N x I by I x G*H), or blocks of
-// steps inside the loop (gated-cell inference), or none: a small LSTM/RNN multiplies
+// steps inside the loop (LSTM and GRU inference, and their training up to
+// kBlockedTrainBytes of weights), or none: a small LSTM/RNN multiplies
 // [x_t | h_{t-1}] by its stacked weights in each step (xfused).  Then one
 // parallel region runs the whole sequence: each thread owns a fixed slice of hidden
 // units (all G gates of them: one packed panel of W_hh^T per tile, so its W_hh slice

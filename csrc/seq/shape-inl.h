@@ -38,6 +38,13 @@ constexpr int64_t kL2ShareBytes = int64_t(512) << 10;
 // per block of steps instead of once per step.  Weights are packed for it when the
 // whole stack fits kFuseInputPackBytes (a share for up to 4 threads).
 constexpr int64_t kFuseInputPackBytes = 4 * kL2ShareBytes;
+// ... and when the batch has at least this many rows: with fewer, a step is nearly a
+// matrix-vector product, bound by the bytes of weights it reads, and the stacked weights
+// are twice those of W_hh (at B = 2 the fused steps are 10-15% slower; at 4 they break
+// even, from 6 on they gain 2-12%).
+constexpr int64_t kFuseInputMinRows = 4;
+constexpr bool fuses_input(Cell c) { return c == Cell::lstm || is_rnn(c); }
+
 // Training of an LSTM or GRU layer projects its input in blocks of steps inside the loop,
 // as inference does (seq/forward-inl.h), into a scratch that stays in cache, each step
 // writing its activated gates to the workspace, when W_ih and W_hh together fit this
@@ -47,12 +54,6 @@ constexpr int64_t kFuseInputPackBytes = 4 * kL2ShareBytes;
 // workspace; S3 (32 and 24 MB), where the two evict each other from L3, 4-5% slower, so
 // S3 keeps the one projection.
 constexpr int64_t kBlockedTrainBytes = int64_t(16) << 20;
-// ... and when the batch has at least this many rows: with fewer, a step is nearly a
-// matrix-vector product, bound by the bytes of weights it reads, and the stacked weights
-// are twice those of W_hh (at B = 2 the fused steps are 10-15% slower; at 4 they break
-// even, from 6 on they gain 2-12%).
-constexpr int64_t kFuseInputMinRows = 4;
-constexpr bool fuses_input(Cell c) { return c == Cell::lstm || is_rnn(c); }
 
 // Threads worth using for `flops` of work split into `parts` independent pieces, at
 // least `per_thread` FLOPs each (below about 32K a barrier costs more than it saves).
