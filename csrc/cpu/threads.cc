@@ -352,10 +352,9 @@ void after_region(Policy& p, int n, bool probe, const RegionResult& r) {
 }  // namespace
 
 void parallel(int n, const std::function<void(ThreadCtx&)>& fn) {
-  // One read of the count: another thread may set it meanwhile, and the region must
-  // never exceed n (callers size per-thread buffers for n threads).
-  const int limit = get_num_threads();
-  int want = std::min(n, limit);
+  // The count read once (another thread may set it): never more than n, which callers
+  // size their per-thread buffers for.
+  int want = std::min(n, get_num_threads());
   if (want > 4096) want = 4096;
   t_last_region_threads = 1;
   if (want <= 1) {
@@ -402,8 +401,7 @@ int largest_region_under_flips(int n, int regions) {
   for (int i = 0; i < regions; ++i)
     parallel(n, [&](ThreadCtx& ctx) {
       int seen = largest.load(std::memory_order_relaxed);
-      while (ctx.size() > seen && !largest.compare_exchange_weak(seen, ctx.size())) {
-      }
+      while (ctx.size() > seen && !largest.compare_exchange_weak(seen, ctx.size())) continue;
     });
   stop.store(true, std::memory_order_relaxed);
   flipper.join();

@@ -17,8 +17,8 @@
 #include "fusedrnn/kernels.h"
 #include "gemm/gemm-inl.h"
 #include "seq/entries-inl.h"
+#include "seq/input-inl.h"
 #include "seq/pack-inl.h"
-#include "seq/shape-inl.h"
 #include "simd/peak-inl.h"
 #include "simd/tail-inl.h"
 #include "simd/vec.h"
@@ -92,12 +92,10 @@ template <class T>
 double matmul(int64_t M, int64_t N, int64_t K, const T* a, const T* w, T* c, int64_t reps) {
   Packed<T> b;
   pack_b(b, K, N, w, 1, K);
-  const int64_t parts = (N + GemmShape<T>::NR - 1) / GemmShape<T>::NR +
-                        (M + GemmShape<T>::MR - 1) / GemmShape<T>::MR;
+  const int threads = product_threads<T>(M, N, K);
   const auto t0 = std::chrono::steady_clock::now();
   for (int64_t r = 0; r < reps; ++r)
-    parallel(threads_for(2.0 * M * N * K, parts),
-             [&](ThreadCtx& ctx) { gemm<T>(ctx, M, a, K, 1, b, c, N, false, nullptr); });
+    parallel(threads, [&](ThreadCtx& ctx) { gemm<T>(ctx, M, a, K, 1, b, c, N, false, nullptr); });
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 

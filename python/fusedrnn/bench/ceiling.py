@@ -72,13 +72,13 @@ def measure_ceiling(kind: Kind, shape: Shape, threads: int, peak_gflops: float, 
         np.matmul(x, w, out=c)
         first = time.perf_counter() - t0
         inner = max(1, int(min_sample_s / first)) if first > 0 else 1
-        several = (used if used is not None else threads) > 1
+        base = used if used is not None else threads
         times, ours, start = [], [], time.perf_counter()
         while len(times) < min_runs or time.perf_counter() - start < budget_s:
-            if several:
+            if base > 1:
                 time.sleep(IDLE_SPIN_S)
             ours.append(_core._matmul(x, w_rows, reps=inner)[1])
-            if several:
+            if base > 1:
                 time.sleep(IDLE_SPIN_S)
             t0 = time.perf_counter()
             for _ in range(inner):
@@ -89,7 +89,6 @@ def measure_ceiling(kind: Kind, shape: Shape, threads: int, peak_gflops: float, 
     median, ours_median = float(np.median(times)), float(np.median(ours))
     flop = 2.0 * m * k * n
     gflops = flop / median / 1e9
-    base = used if used is not None else threads
     return {"kind": kind.name, "row": shape.name, "M": m, "K": k, "N": n,
             "blas_threads": used, "times_s": times, "median_s": median, "gflops": gflops,
             "pct_peak": 100 * gflops / (peak_gflops * base) if peak_gflops else None,
