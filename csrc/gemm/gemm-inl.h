@@ -14,7 +14,8 @@
 //     columns (B.nr == NR), K x NR each, columns past N zero.
 //   - ldc >= N; C does not overlap A or B.  M >= 0, K >= 0.
 //   - Tiles: MR x NR with NV = 2 vectors (16 registers) or 4 (32 registers); A is copied
-//     in blocks of MC = 48 rows x KC = 2 KB of k, on the stack.
+//     in blocks of MC = 48 rows x KC = 2 KB of k, on the stack, unless its rows are
+//     contiguous and their stride is not a multiple of 4 KB.
 #pragma once
 
 #include <algorithm>
@@ -101,12 +102,12 @@ void pack_units(Packed<T>& p, int G, int UV, int64_t H, int64_t K, const T* w) {
 
 // Copies `rows` (<= MR) rows of A, kc elements of k each (element (r, k) at
 // src[r * a_rs + k * a_cs]), into one MR-row strip, k-major ([k][MR]), rows past `rows`
-// zero.  The two strides the products use get loops of their own, with MR fixed: A^T
+// zero.  The two strides the products copy get loops of their own, with MR fixed: A^T
 // (a_rs == 1, the weight gradients: each k's MR elements side by side) and A
-// (a_cs == 1).  The one general loop (both strides and the row test in its body) cost
-// 1.2 of S4's 19.5 ms of LSTM dW and 0.25 of its 9.1 ms of dx (one thread), where
-// N = 128 reuses each strip for only two panels.  (Packing a whole block one k at a
-// time, so that A^T's lines are read once, was slower still.)
+// (a_cs == 1, rows a multiple of 4 KB apart).  The one general loop, with both strides
+// and the row test in its body, cost 1.2 of S4's 19.5 ms of LSTM dW (one thread),
+// where N = 128 reuses each strip for only two panels.  (Packing a whole block one k
+// at a time, so that A^T's lines are read once, was slower still.)
 template <class T, int MR>
 FUSEDRNN_INLINE void pack_a_strip(int64_t rows, int64_t kc, const T* src, int64_t a_rs,
                                   int64_t a_cs, T* dst) {
@@ -141,8 +142,13 @@ void gemm_part(int64_t m_begin, int64_t m_end, int64_t q_begin, int64_t q_end, c
   const int64_t K = B.K, N = B.N;
   FUSEDRNN_DEBUG_ASSERT(B.nr == NR && K >= 0 && ldc >= N);
   // A's block is copied into MR-row strips, k-major ([k][MR]), so that a tile's A
-  // elements sit side by side whatever A's strides (a row stride that is a multiple of
-  // 4 KB would otherwise alias in the cache).
+  // elements sit side by side whatever A's strides (A^T's elements of one row are G*H
+  // apart; rows of A whose stride is a multiple of 4 KB would alias in the cache).
+  // Rows of A with any other stride are read where they are: each tile row is one
+  // stream along k.  Copying them cost 12% of dx at S4 (8.8 -> 7.7 ms, LSTM, one
+  // thread), where each strip serves two panels; the large product of the probe's
+  // (6400 x 512) x (512 x 128) went from 98 to 113 GFLOP/s.
+  const bool direct = a_cs == 1 && (a_rs * static_cast<int64_t>(sizeof(T))) % 4096 != 0;
   alignas(64) T a_pack[MC * KC];
   for (int64_t k0 = 0; k0 < K || k0 == 0; k0 += KC) {
     const int64_t kc = std::min(KC, K - k0);
@@ -150,7 +156,7 @@ void gemm_part(int64_t m_begin, int64_t m_end, int64_t q_begin, int64_t q_end, c
     const T* bias0 = (!acc && bias) ? bias : nullptr;
     for (int64_t m0 = m_begin; m0 < m_end; m0 += MC) {
       const int64_t mc = std::min(MC, m_end - m0);
-      for (int64_t i = 0; i < mc; i += MR) {
+      for (int64_t i = 0; i < mc && !direct; i += MR) {
         const int64_t rows = std::min<int64_t>(MR, mc - i);
         pack_a_strip<T, MR>(rows, kc, A + (m0 + i) * a_rs + k0 * a_cs, a_rs, a_cs,
                             a_pack + i * kc);
@@ -165,8 +171,9 @@ void gemm_part(int64_t m_begin, int64_t m_end, int64_t q_begin, int64_t q_end, c
           // One accumulator set (the tile has enough rows for the FMA latency): a row's
           // sum then does not depend on where the tiles start, so the product of any
           // block of rows equals that part of the whole product, bit for bit.
+          const T* Ai = direct ? A + i * a_rs + k0 : a_pack + (i - m0) * kc;
           tile_rows_dispatch<T, MR, NV, 1>(
-              m, kc, a_pack + (i - m0) * kc, 1, MR, Bp, [&](int r, const V* row) {
+              m, kc, Ai, direct ? a_rs : 1, direct ? 1 : MR, Bp, [&](int r, const V* row) {
                 T* c = Ci + r * ldc;
                 for (int v = 0; v < NV; ++v) {
                   const int lanes = std::min(W, n - v * W);
