@@ -103,6 +103,63 @@ def test_sliced_k_matches_reference(cell):
 
 
 # --------------------------------------------------------------------------------------
+# A step's A operand, h_{t-1} (with the fused input, [x_t | h_{t-1}]): copied into MR-row
+# strips with the fused input (they lay x_t's rows and h_{t-1}'s side by side) and when
+# h_{t-1}'s rows are a multiple of 2 KB apart (they would alias in the cache), else read
+# where it is (csrc/seq/forward-inl.h).  Each case names the layout its sizes select.
+LAYOUTS = [
+    # cell, dtype, I, H, strips
+    ("lstm", np.float32, 128, 128, True),     # fused input (512 KB of weights)
+    ("rnn_relu", np.float32, 96, 256, True),  # fused input
+    ("lstm", np.float64, 40, 24, True),       # fused input
+    ("gru", np.float32, 64, 512, True),       # projected, h_{t-1}'s rows 2 KB apart
+    ("lstm", np.float64, 64, 256, True),      # projected, 2 KB rows of float64
+    ("gru", np.float32, 100, 128, False),     # projected, h_{t-1} in place
+    ("lstm", np.float32, 64, 300, False),     # projected (1.7 MB), rows of 1200 bytes
+    ("rnn_tanh", np.float64, 300, 200, False),  # projected (800 KB), rows of 1600 bytes
+]
+LAYOUT_IDS = [f"{c}-{np.dtype(d).name}-I{i}-H{h}-{'strips' if s else 'in-place'}"
+              for c, d, i, h, s in LAYOUTS]
+
+
+@pytest.mark.usefixtures("isa")
+@pytest.mark.parametrize("cell,dtype,I,H,strips", LAYOUTS, ids=LAYOUT_IDS)
+def test_step_operand_layouts_match_reference(cell, dtype, I, H, strips):  # noqa: E741
+    """Every layout against the reference, forward and backward, 7 rows (a partial
+    tile) with lengths, on every ISA; inference equals training (kernel_run)."""
+    p = make_problem(cell, 4, 7, I, H, True, seed=11)
+    check_against_reference(cell, p, dtype, packed_rows=True)
+
+
+@pytest.mark.parametrize("cell,dtype,I,H,strips", LAYOUTS, ids=LAYOUT_IDS)
+def test_step_operand_layout_is_the_one_documented(cell, dtype, I, H, strips,
+                                                    restore_threads):  # noqa: E741
+    """The strip copies show in the forward's `strips` timer exactly where the sizes
+    say (and never for one row); 1, 2 and 3 threads agree bit for bit."""
+    if cell == "gru":
+        layer = fusedrnn.GRU(I, H, dtype=dtype, seed=1)
+    elif cell == "lstm":
+        layer = fusedrnn.LSTM(I, H, dtype=dtype, seed=1)
+    else:
+        layer = fusedrnn.RNN(I, H, nonlinearity=cell[4:], dtype=dtype, seed=1)
+    rng = np.random.default_rng(2)
+    outs = []
+    for B, n in ((8, 1), (8, 2), (8, 3), (1, 2)):
+        fusedrnn.set_num_threads(n)
+        x = rng.standard_normal((5, B, I)).astype(dtype) if n == 1 or B == 1 else x
+        fusedrnn._core._profile(True)
+        y, _ = layer(x)
+        parts = fusedrnn._core._profile()
+        fusedrnn._core._profile(False)
+        assert parts[0]["steps"] > 0
+        assert (parts[0]["strips"] > 0) == (strips and B > 1), parts[0]
+        if B > 1:
+            outs.append(y)
+    for y in outs[1:]:
+        np.testing.assert_array_equal(y, outs[0])
+
+
+# --------------------------------------------------------------------------------------
 # Training of an LSTM or GRU projects its input in blocks of steps (into a scratch, the
 # gates then written to the workspace) while W_ih and W_hh together fit
 # kBlockedTrainBytes = 16 MB (shape-inl.h), and in one product over the workspace's gate
