@@ -104,18 +104,19 @@ def test_sliced_k_matches_reference(cell):
 
 # --------------------------------------------------------------------------------------
 # A step's A operand, h_{t-1} (with the fused input, [x_t | h_{t-1}]): copied into MR-row
-# strips with the fused input (they lay x_t's rows and h_{t-1}'s side by side) and when
-# h_{t-1}'s rows are a multiple of 2 KB apart (they would alias in the cache), else read
-# where it is (csrc/seq/forward-inl.h).  Each case names the layout its sizes select.
+# strips when those rows are a multiple of 2 KB apart (they would alias in the cache),
+# else read where they are, the fused input's K in two parts, x_t's and h_{t-1}'s
+# (csrc/seq/forward-inl.h).  Each case names the layout its sizes select.
 LAYOUTS = [
     # cell, dtype, I, H, strips
-    ("lstm", np.float32, 128, 128, True),     # fused input (512 KB of weights)
-    ("rnn_relu", np.float32, 96, 256, True),  # fused input
-    ("lstm", np.float64, 40, 24, True),       # fused input
-    ("gru", np.float32, 64, 512, True),       # projected, h_{t-1}'s rows 2 KB apart
-    ("lstm", np.float64, 64, 256, True),      # projected, 2 KB rows of float64
-    ("gru", np.float32, 100, 128, False),     # projected, h_{t-1} in place
-    ("lstm", np.float32, 64, 300, False),     # projected (1.7 MB), rows of 1200 bytes
+    ("lstm", np.float32, 128, 128, False),     # fused input (512 KB of weights), in place
+    ("rnn_relu", np.float32, 96, 256, False),  # fused input, in place
+    ("lstm", np.float64, 40, 24, False),       # fused input, in place
+    ("rnn_tanh", np.float32, 512, 128, True),  # fused input, x_t's rows 2 KB apart
+    ("gru", np.float32, 64, 512, True),        # projected, h_{t-1}'s rows 2 KB apart
+    ("lstm", np.float64, 64, 256, True),       # projected, 2 KB rows of float64
+    ("gru", np.float32, 100, 128, False),      # projected, h_{t-1} in place
+    ("lstm", np.float32, 64, 300, False),      # projected (1.7 MB), rows of 1200 bytes
     ("rnn_tanh", np.float64, 300, 200, False),  # projected (800 KB), rows of 1600 bytes
 ]
 LAYOUT_IDS = [f"{c}-{np.dtype(d).name}-I{i}-H{h}-{'strips' if s else 'in-place'}"

@@ -5,7 +5,8 @@
 //
 // Assumes (checked in debug builds where a value is at hand):
 //   - A element (m, k) is at A[m * a_rs + k * a_cs] (so A or A^T, read in place); any
-//     strides, no alignment.
+//     strides, no alignment.  With a second part (KSplit), A is two matrices side by
+//     side in k: K columns of A, then sp.K columns at sp.A (row stride sp.rs, a_cs 1).
 //   - Bp is a K x NR panel, contiguous, row k at Bp + k * NR (the Packed layout of
 //     fusedrnn/kernels.h); no alignment (unaligned vector loads).
 //   - K >= 0 (K = 0 gives a zero tile); 1 <= m <= MR rows for the run-time row counts.
@@ -40,18 +41,23 @@ constexpr int tile_chains(int accumulators) {
                                                           : (kVecRegisters * 3 / 4) / accumulators;
 }
 
-// P: accumulator sets over k (0: tile_chains's choice for this M; a fixed P makes every
-// row's sum independent of how many rows share its tile).
-template <class T, int M, int NV, int P0 = 0>
-FUSEDRNN_INLINE void tile_product(int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
-                                  const T* Bp, Vec<T> (&acc)[M][NV]) {
+// The second part of a split A (see the top): `K` more columns of k, element (m, k) at
+// A[m * rs + k]; NoSplit: none (the default, with no code for it).
+template <class T>
+struct KSplit {
+  int64_t K;
+  const T* A;
+  int64_t rs;
+};
+struct NoSplit {};
+
+// Adds A[0:M, 0:K] * Bp[0:K, 0:NR] to the P accumulator sets s: set p takes k = p,
+// p + P, ... (the last K % P values of k go to set 0).
+template <class T, int M, int NV, int P>
+FUSEDRNN_INLINE void tile_accumulate(int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
+                                     const T* Bp, Vec<T> (&s)[P][M][NV]) {
   using V = Vec<T>;
-  constexpr int W = V::width, NR = NV * W, P = P0 > 0 ? P0 : tile_chains(M * NV);
-  FUSEDRNN_DEBUG_ASSERT(K >= 0);
-  V s[P][M][NV];
-  for (int p = 0; p < P; ++p)
-    for (int m = 0; m < M; ++m)
-      for (int v = 0; v < NV; ++v) s[p][m][v] = V::zero();
+  constexpr int W = V::width, NR = NV * W;
   int64_t k = 0;
   for (; k + P <= K; k += P) {
     for (int p = 0; p < P; ++p) {
@@ -71,6 +77,23 @@ FUSEDRNN_INLINE void tile_product(int64_t K, const T* A, int64_t a_rs, int64_t a
       for (int v = 0; v < NV; ++v) s[0][m][v] = fma(a, b[v], s[0][m][v]);
     }
   }
+}
+
+// P: accumulator sets over k (0: tile_chains's choice for this M; a fixed P makes every
+// row's sum independent of how many rows share its tile).  sp: a second part of A.
+template <class T, int M, int NV, int P0 = 0, class S = NoSplit>
+FUSEDRNN_INLINE void tile_product(int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
+                                  const T* Bp, Vec<T> (&acc)[M][NV], const S& sp = {}) {
+  using V = Vec<T>;
+  constexpr int NR = NV * V::width, P = P0 > 0 ? P0 : tile_chains(M * NV);
+  FUSEDRNN_DEBUG_ASSERT(K >= 0);
+  V s[P][M][NV];
+  for (int p = 0; p < P; ++p)
+    for (int m = 0; m < M; ++m)
+      for (int v = 0; v < NV; ++v) s[p][m][v] = V::zero();
+  tile_accumulate<T, M, NV, P>(K, A, a_rs, a_cs, Bp, s);
+  if constexpr (!std::is_same_v<S, NoSplit>)
+    tile_accumulate<T, M, NV, P>(sp.K, sp.A, sp.rs, 1, Bp + K * NR, s);
   for (int m = 0; m < M; ++m)
     for (int v = 0; v < NV; ++v) {
       V t = s[0][m][v];
@@ -81,44 +104,44 @@ FUSEDRNN_INLINE void tile_product(int64_t K, const T* A, int64_t a_rs, int64_t a
 
 // Runs tile_product for a tile of m rows (1 <= m <= MR, known only at run time) and
 // then epi(row, acc_row) for each row, where acc_row is an array of NV vectors.
-template <class T, int M, int NV, int P0, class Epi>
+template <class T, int M, int NV, int P0, class Epi, class S>
 FUSEDRNN_INLINE void tile_run(int64_t K, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp,
-                              Epi& epi) {
+                              Epi& epi, const S& sp) {
   Vec<T> acc[M][NV];
-  tile_product<T, M, NV, P0>(K, A, a_rs, a_cs, Bp, acc);
+  tile_product<T, M, NV, P0>(K, A, a_rs, a_cs, Bp, acc, sp);
   for (int r = 0; r < M; ++r) epi(r, acc[r]);
 }
 
-template <class T, int MR, int NV, int P0, int M, class Epi>
+template <class T, int MR, int NV, int P0, int M, class Epi, class S>
 FUSEDRNN_INLINE void tile_rows_select(int m, int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
-                                      const T* Bp, Epi& epi) {
+                                      const T* Bp, Epi& epi, const S& sp) {
   if constexpr (M > 1) {
     if (m < M) {
-      tile_rows_select<T, MR, NV, P0, M - 1>(m, K, A, a_rs, a_cs, Bp, epi);
+      tile_rows_select<T, MR, NV, P0, M - 1>(m, K, A, a_rs, a_cs, Bp, epi, sp);
       return;
     }
   }
-  tile_run<T, M, NV, P0>(K, A, a_rs, a_cs, Bp, epi);
+  tile_run<T, M, NV, P0>(K, A, a_rs, a_cs, Bp, epi, sp);
 }
 
-template <class T, int MR, int NV, int P0 = 0, class Epi>
+template <class T, int MR, int NV, int P0 = 0, class Epi, class S = NoSplit>
 FUSEDRNN_INLINE void tile_rows_dispatch(int m, int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
-                                        const T* Bp, Epi&& epi) {
+                                        const T* Bp, Epi&& epi, const S& sp = {}) {
   FUSEDRNN_DEBUG_ASSERT(m >= 1 && m <= MR);
-  tile_rows_select<T, MR, NV, P0, MR>(m, K, A, a_rs, a_cs, Bp, epi);
+  tile_rows_select<T, MR, NV, P0, MR>(m, K, A, a_rs, a_cs, Bp, epi, sp);
 }
 
 // As tile_rows_dispatch, but the tile goes to a small array first and epi(row, acc_row)
 // then runs in a loop over the m rows: one copy of the epilogue's code instead of one per
 // row of every tile height (1 + 2 + ... + MR copies), for the large epilogues (a whole
 // recurrent cell).  The values epi receives are the same, bit for bit.
-template <class T, int MR, int NV, class Epi>
+template <class T, int MR, int NV, class Epi, class S = NoSplit>
 FUSEDRNN_INLINE void tile_rows_loop(int m, int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
-                                    const T* Bp, Epi&& epi) {
+                                    const T* Bp, Epi&& epi, const S& sp = {}) {
   Vec<T> acc[MR][NV];
   tile_rows_dispatch<T, MR, NV>(m, K, A, a_rs, a_cs, Bp, [&](int r, const Vec<T>* row) {
     for (int v = 0; v < NV; ++v) acc[r][v] = row[v];
-  });
+  }, sp);
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC unroll 1
 #endif

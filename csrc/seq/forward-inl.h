@@ -81,6 +81,7 @@ struct FusedForward {
   int64_t KCF = 0;
   T* partial = nullptr;  // chunked: each thread's B x NR partial sums
   bool pack_h = false;  // copy h_{t-1} (xfused: [x_t | h_{t-1}]) into MR-row strips
+  bool split = false;   // xfused, not pack_h: the tiles read x_t's and h_{t-1}'s rows
   int64_t strips = 0;
   T* h_strips = nullptr;  // pack_h: each thread's strips
 };
@@ -93,6 +94,7 @@ struct FusedStep {
   int64_t r_prev;  // rows of the state regions holding this step's input state
   int64_t r_out;   //   ... and its output state
   const T* h_prev;
+  const T* xt;     // this step's input rows
   T* yt;
   T* h_save;       // training: h_t in the workspace, else null
   T* gxt;          // this step's input projection rows
@@ -142,7 +144,7 @@ FUSEDRNN_INLINE void fused_forward_panel(ThreadCtx& ctx, const FusedForward<T>& 
   using V = Vec<T>;
   using Tile = FusedTile<T, C>;
   constexpr int W = Tile::W, NV = Tile::NV, MR = Tile::MR, U = Tile::U, NR = Tile::NR;
-  const int64_t H = f.d.H, K = f.K, M = s.M, B = f.d.B, KCF = f.KCF;
+  const int64_t H = f.d.H, I = f.d.I, K = f.K, M = s.M, B = f.d.B, KCF = f.KCF;
   const bool pack_h = f.pack_h;
   // A of row block i (first row m0), from column k0 (not pack_h: K = H, A = h_prev).
   auto a_of = [&](int64_t i, int64_t m0, int64_t k0) {
@@ -166,19 +168,23 @@ FUSEDRNN_INLINE void fused_forward_panel(ThreadCtx& ctx, const FusedForward<T>& 
     for (int64_t i = 0; i < blocks.n; ++i) {
       int64_t m0, m1;
       blocks.rows(i, m0, m1);
-      tile_rows_loop<T, MR, NV>(
-          static_cast<int>(m1 - m0), kc, a_of(i, m0, k0), a_rs, a_cs, Bp + k0 * NR,
-          [&](int r, const V* acc_in) {
-            const int64_t b = m0 + r;
-            V acc[NV];
-            for (int v = 0; v < NV; ++v)
-              acc[v] = first ? acc_in[v] : acc_in[v] + V::load(part + b * NR + v * W);
-            if (last) {
-              epi(b, acc);
-            } else {
-              for (int v = 0; v < NV; ++v) acc[v].store(part + b * NR + v * W);
-            }
-          });
+      auto row = [&](int r, const V* acc_in) {
+        const int64_t b = m0 + r;
+        V acc[NV];
+        for (int v = 0; v < NV; ++v)
+          acc[v] = first ? acc_in[v] : acc_in[v] + V::load(part + b * NR + v * W);
+        if (last) {
+          epi(b, acc);
+        } else {
+          for (int v = 0; v < NV; ++v) acc[v].store(part + b * NR + v * W);
+        }
+      };
+      const int rows = static_cast<int>(m1 - m0);
+      if (f.split)  // one slice, K = I + H: x_t's rows, then h_{t-1}'s, where they are
+        tile_rows_loop<T, MR, NV>(rows, I, s.xt + m0 * I, I, 1, Bp, row,
+                                  KSplit<T>{H, s.h_prev + m0 * H, H});
+      else
+        tile_rows_loop<T, MR, NV>(rows, kc, a_of(i, m0, k0), a_rs, a_cs, Bp + k0 * NR, row);
     }
   }
 }
@@ -214,13 +220,14 @@ void fused_forward_thread(ThreadCtx& ctx, const FusedForward<T>& f) {
     s.r_prev = prev_row(d, t);
     s.r_out = out_row(d, t);
     s.h_prev = f.train ? f.ws_h + s.r_prev * H : (t == 0 ? f.h0 : f.y + off[t - 1] * H);
+    s.xt = f.x + off[t] * d.I;
     s.yt = f.y + off[t] * H;
     s.h_save = f.train ? f.ws_h + s.r_out * H : nullptr;
     s.gxt = f.gx + (f.blocked ? off[t] - gx_row0 : off[t]) * f.gx_rs;
     s.hs = hs;
     if (f.pack_h && p0 < p1) {
       profile::Scope part(ctx.rank(), profile::kStrips);
-      if (f.xfused) pack_strips<T, MR>(s.M, d.I, f.x + off[t] * d.I, hs, f.K, 0);
+      if (f.xfused) pack_strips<T, MR>(s.M, d.I, s.xt, hs, f.K, 0);
       pack_strips<T, MR>(s.M, H, s.h_prev, hs, f.K, f.K - H);
     }
     {
@@ -309,13 +316,17 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
               GH * f.K * static_cast<int64_t>(sizeof(T)) > kL2ShareBytes;
   Buffer<T> partial(f.chunked ? nthreads * B * NR : 0);
   f.partial = partial.data();
-  // Each thread copies h_{t-1} into MR-row strips ([k][MR]) at every step when its
-  // rows are a multiple of 2 KB apart (H = 512 floats and up), so that a tile reads its
-  // A elements side by side (such rows alias in the cache), and with xfused, where
-  // the strips put x_t's rows and h_{t-1}'s side by side (one K = I + H).  Other rows
-  // are read where they are: copying them cost 2-3% of GRU S4's inference (one thread).
+  // Each thread copies h_{t-1} (xfused: x_t's rows too, beside them) into MR-row
+  // strips ([k][MR]) at every step when those rows are a multiple of 2 KB apart (H = 512
+  // floats and up), so that a tile reads its A elements side by side (such rows alias
+  // in the cache).  Other rows are read where they are (xfused: the tiles' K in two
+  // parts, x_t's and h_{t-1}'s).  Copying them cost 2-3% of GRU S4's inference and
+  // 4% (LSTM) and 12% (RNN) of S4's fused steps, one thread; each thread copied them all.
+  auto aliases = [](int64_t cols) { return cols * static_cast<int64_t>(sizeof(T)) % 2048 == 0; };
   f.strips = (B + MR - 1) / MR;
-  f.pack_h = f.xfused || (B > 1 && H * static_cast<int64_t>(sizeof(T)) % 2048 == 0);
+  f.pack_h = B > 1 && (aliases(H) || (f.xfused && aliases(d.I)));
+  f.split = f.xfused && !f.pack_h;
+  FUSEDRNN_DEBUG_ASSERT(!(f.split && f.chunked));
   Buffer<T> h_strips(f.pack_h ? nthreads * f.strips * MR * f.K : 0);
   f.h_strips = h_strips.data();
   parallel(nthreads, [&](ThreadCtx& ctx) { fused_forward_thread<T, C>(ctx, f); });
