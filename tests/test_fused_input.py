@@ -104,17 +104,19 @@ def test_sliced_k_matches_reference(cell):
 
 # --------------------------------------------------------------------------------------
 # A step's A operand, h_{t-1} (with the fused input, [x_t | h_{t-1}]): copied into MR-row
-# strips when those rows are a multiple of 2 KB apart (they would alias in the cache),
-# else read where they are, the fused input's K in two parts, x_t's and h_{t-1}'s
-# (csrc/seq/forward-inl.h).  Each case names the layout its sizes select.
+# strips when those rows are a multiple of 4 KB apart (they would alias in the cache:
+# rows_alias in csrc/gemm/gemm-inl.h), else read where they are, the fused input's K in
+# two parts, x_t's and h_{t-1}'s (csrc/seq/forward-inl.h).  Each case names the layout
+# its sizes select.
 LAYOUTS = [
     # cell, dtype, I, H, strips
     ("lstm", np.float32, 128, 128, False),     # fused input (512 KB of weights), in place
     ("rnn_relu", np.float32, 96, 256, False),  # fused input, in place
     ("lstm", np.float64, 40, 24, False),       # fused input, in place
-    ("rnn_tanh", np.float32, 512, 128, True),  # fused input, x_t's rows 2 KB apart
-    ("gru", np.float32, 64, 512, True),        # projected, h_{t-1}'s rows 2 KB apart
-    ("lstm", np.float64, 64, 256, True),       # projected, 2 KB rows of float64
+    ("rnn_tanh", np.float32, 1024, 64, True),  # fused input, x_t's rows 4 KB apart
+    ("gru", np.float32, 48, 1024, True),       # projected, h_{t-1}'s rows 4 KB apart
+    ("rnn_tanh", np.float64, 64, 512, True),   # projected, 4 KB rows of float64
+    ("gru", np.float32, 64, 512, False),       # projected, rows of 2 KB in place
     ("gru", np.float32, 100, 128, False),      # projected, h_{t-1} in place
     ("lstm", np.float32, 64, 300, False),      # projected (1.7 MB), rows of 1200 bytes
     ("rnn_tanh", np.float64, 300, 200, False),  # projected (800 KB), rows of 1600 bytes
@@ -158,6 +160,27 @@ def test_step_operand_layout_is_the_one_documented(cell, dtype, I, H, strips,
             outs.append(y)
     for y in outs[1:]:
         np.testing.assert_array_equal(y, outs[0])
+
+
+@pytest.mark.parametrize("cell,dtype,I,H,strips", LAYOUTS, ids=LAYOUT_IDS)
+def test_backward_operand_layout_is_the_one_documented(cell, dtype, I, H, strips):  # noqa: E741
+    """The backward's steps read dg_{t+1} (rows G*H apart) from strips exactly when
+    those rows are a multiple of 4 KB apart (csrc/seq/backward-inl.h), per the
+    `strips` timer of a backward call alone."""
+    G = {"lstm": 4, "gru": 3}.get(cell, 1)
+    cls = {"lstm": fusedrnn.LSTM, "gru": fusedrnn.GRU}.get(cell)
+    layer = (cls(I, H, dtype=dtype, seed=1) if cls
+             else fusedrnn.RNN(I, H, nonlinearity=cell[4:], dtype=dtype, seed=1))
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 8, I)).astype(dtype)
+    dy = rng.standard_normal((4, 8, H)).astype(dtype)
+    _, _, tape = layer.forward(x, train=True)
+    fusedrnn._core._profile(True)
+    layer.backward(tape, dy)
+    parts = fusedrnn._core._profile()
+    fusedrnn._core._profile(False)
+    assert parts[0]["steps"] > 0
+    assert (parts[0]["strips"] > 0) == (G * H * np.dtype(dtype).itemsize % 4096 == 0), parts[0]
 
 
 # --------------------------------------------------------------------------------------

@@ -38,6 +38,15 @@ struct GemmShape {
   static constexpr int NR = NV * Vec<T>::width;
 };
 
+// Rows of a matrix whose stride is a multiple of 4 KB start in the same sets of L1, so
+// a tile reading several of them along k keeps evicting its own lines: such rows are
+// copied into MR-row strips first (the large products here, the recurrent steps in
+// seq/).  Rows with any other stride are read where they are.
+template <class T>
+constexpr bool rows_alias(int64_t stride) {
+  return stride * static_cast<int64_t>(sizeof(T)) % 4096 == 0;
+}
+
 // Sizes `p` for a K x N matrix in panels of NR columns (may throw std::bad_alloc: call
 // it before a parallel region, never inside one).
 template <class T>
@@ -148,7 +157,7 @@ void gemm_part(int64_t m_begin, int64_t m_end, int64_t q_begin, int64_t q_end, c
   // stream along k.  Copying them cost 12% of dx at S4 (8.8 -> 7.7 ms, LSTM, one
   // thread), where each strip serves two panels; the large product of the probe's
   // (6400 x 512) x (512 x 128) went from 98 to 113 GFLOP/s.
-  const bool direct = a_cs == 1 && (a_rs * static_cast<int64_t>(sizeof(T))) % 4096 != 0;
+  const bool direct = a_cs == 1 && !rows_alias<T>(a_rs);
   alignas(64) T a_pack[MC * KC];
   for (int64_t k0 = 0; k0 < K || k0 == 0; k0 += KC) {
     const int64_t kc = std::min(KC, K - k0);

@@ -317,14 +317,13 @@ void forward_fused(const Weights<T>& w, const Dims& d, const T* x, const T* h0, 
   Buffer<T> partial(f.chunked ? nthreads * B * NR : 0);
   f.partial = partial.data();
   // Each thread copies h_{t-1} (xfused: x_t's rows too, beside them) into MR-row
-  // strips ([k][MR]) at every step when those rows are a multiple of 2 KB apart (H = 512
-  // floats and up), so that a tile reads its A elements side by side (such rows alias
-  // in the cache).  Other rows are read where they are (xfused: the tiles' K in two
-  // parts, x_t's and h_{t-1}'s).  Copying them cost 2-3% of GRU S4's inference and
-  // 4% (LSTM) and 12% (RNN) of S4's fused steps, one thread; each thread copied them all.
-  auto aliases = [](int64_t cols) { return cols * static_cast<int64_t>(sizeof(T)) % 2048 == 0; };
+  // strips ([k][MR]) at every step when those rows alias in the cache (rows_alias:
+  // H = 1024 floats), so that a tile reads its A elements side by side.  Other rows are
+  // read where they are (xfused: the tiles' K in two parts, x_t's and h_{t-1}'s).
+  // Copying them cost 2-3% of GRU S4's inference, 4% (LSTM) and 12% (RNN) of S4's
+  // fused steps (one thread), and each thread copied them all.
   f.strips = (B + MR - 1) / MR;
-  f.pack_h = B > 1 && (aliases(H) || (f.xfused && aliases(d.I)));
+  f.pack_h = B > 1 && (rows_alias<T>(H) || (f.xfused && rows_alias<T>(d.I)));
   f.split = f.xfused && !f.pack_h;
   FUSEDRNN_DEBUG_ASSERT(!(f.split && f.chunked));
   Buffer<T> h_strips(f.pack_h ? nthreads * f.strips * MR * f.K : 0);
