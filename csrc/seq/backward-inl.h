@@ -98,6 +98,24 @@ FUSEDRNN_INLINE void fused_backward_cell(const FusedBackward<T>& f, int64_t t, i
   }
 }
 
+// Asks for step t's rows of the workspace's gates and of dy, units [u0, u1), to be in L2
+// when step t's cell backward reads them (far out of cache: written long ago); called
+// while step t + 1 computes.  (Its states' and aux rows as well gained nothing more.)
+template <class T, Cell C>
+FUSEDRNN_INLINE void prefetch_step(const FusedBackward<T>& f, int64_t t, int64_t u0,
+                                   int64_t u1) {
+  constexpr int64_t L = 64 / sizeof(T);
+  const int64_t H = f.d.H, GH = num_gates(C) * H;
+  auto lines = [&](const T* p) {
+    for (int64_t u = u0; u < u1; u += L) FUSEDRNN_PREFETCH_L2(p + u);
+  };
+  for (int64_t b = 0; b < f.d.bs[t]; ++b) {
+    const int64_t row = f.d.off[t] + b;
+    for (int g = 0; g < num_gates(C); ++g) lines(f.ws_gates + row * GH + g * H);
+    lines(f.dy + row * H);
+  }
+}
+
 // One thread's part of the reverse loop: its panels of every step, a barrier after each
 // (a step barrier: the panels are split again after it, see cpu/threads.h).
 template <class T, Cell C>
@@ -125,6 +143,7 @@ void fused_backward_thread(ThreadCtx& ctx, const FusedBackward<T>& f) {
     }
     auto a_of = [&](int64_t s, int64_t m0) { return f.pack_a ? as + s * GH * MR : A + m0 * GH; };
     const int64_t a_rs = f.pack_a ? 1 : GH, a_cs = f.pack_a ? MR : 1;
+    if (t >= 1) prefetch_step<T, C>(f, t - 1, q0 * NR, std::min<int64_t>(d.H, q1 * NR));
     {
     profile::Scope part(ctx.rank(), profile::kSteps);
     // Every other step walks its panels backwards, as the forward does (the panels read
