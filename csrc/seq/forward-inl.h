@@ -159,6 +159,18 @@ FUSEDRNN_INLINE void fused_forward_panel(ThreadCtx& ctx, const FusedForward<T>& 
   // too) between slices; the last slice finishes the cell in registers.  Otherwise one
   // slice of all K: the same products (the tiles' sums do not depend on the slicing
   // when there is one slice), and one copy of the tile code for both cases.
+  if constexpr (is_rnn(C)) {
+    if (!f.xfused) {
+      // gx is the projection of all steps (in y or the workspace's h rows), far out of
+      // cache: ask for this panel's lines of every row now, a whole panel's products
+      // before the cells read and overwrite them (RNN S3's steps: 69-70 -> 66-67 ms, one
+      // thread; LSTM's and GRU's training steps gained nothing).
+      constexpr int64_t L = 64 / sizeof(T);
+      for (int64_t b = 0; b < M; ++b)
+        for (int64_t j = 0; j < U && u0 + j < H; j += L)
+          FUSEDRNN_PREFETCH_L2(s.gxt + b * f.gx_rs + u0 + j);
+    }
+  }
   const int64_t kcf = f.chunked ? KCF : std::max<int64_t>(K, 1);
   T* part = f.chunked ? f.partial + ctx.rank() * B * NR : nullptr;
   const RowBlocks blocks(M, MR);
