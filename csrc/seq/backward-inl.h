@@ -100,7 +100,7 @@ FUSEDRNN_INLINE void fused_backward_cell(const FusedBackward<T>& f, int64_t t, i
 
 // Asks for step t's rows of the workspace's gates and of dy, units [u0, u1), to be in L2
 // when step t's cell backward reads them (far out of cache: written long ago); called
-// while step t + 1 computes.  (Its states' and aux rows as well gained nothing more.)
+// while step t + 1 computes.  (Asking for its state and aux rows too made it slower.)
 template <class T, Cell C>
 FUSEDRNN_INLINE void prefetch_step(const FusedBackward<T>& f, int64_t t, int64_t u0,
                                    int64_t u1) {

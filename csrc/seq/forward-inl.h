@@ -154,16 +154,11 @@ FUSEDRNN_INLINE void fused_forward_panel(ThreadCtx& ctx, const FusedForward<T>& 
   const T* Bp = f.wk->data.data() + p * K * NR;
   const int64_t u0 = p * U;
   auto epi = [&](int64_t b, const V* acc) { fused_forward_cell<T, C>(f, s, u0, b, acc); };
-  // When several row blocks share this panel (chunked), walk K in slices that stay in L2
-  // across the row blocks, keeping each block's partial sums in a small scratch (in L1
-  // too) between slices; the last slice finishes the cell in registers.  Otherwise one
-  // slice of all K: the same products (the tiles' sums do not depend on the slicing
-  // when there is one slice), and one copy of the tile code for both cases.
   if constexpr (is_rnn(C)) {
     if (!f.xfused) {
       // gx is the projection of all steps (in y or the workspace's h rows), far out of
       // cache: ask for this panel's lines of every row now, a whole panel's products
-      // before the cells read and overwrite them (RNN S3's steps: 69-70 -> 66-67 ms, one
+      // before the cells read and overwrite them (RNN S3's steps: 69-70 -> 66-68 ms, one
       // thread; LSTM's and GRU's training steps gained nothing).
       constexpr int64_t L = 64 / sizeof(T);
       for (int64_t b = 0; b < M; ++b)
@@ -171,6 +166,11 @@ FUSEDRNN_INLINE void fused_forward_panel(ThreadCtx& ctx, const FusedForward<T>& 
           FUSEDRNN_PREFETCH_L2(s.gxt + b * f.gx_rs + u0 + j);
     }
   }
+  // When several row blocks share this panel (chunked), walk K in slices that stay in L2
+  // across the row blocks, keeping each block's partial sums in a small scratch (in L1
+  // too) between slices; the last slice finishes the cell in registers.  Otherwise one
+  // slice of all K: the same products (the tiles' sums do not depend on the slicing
+  // when there is one slice), and one copy of the tile code for both cases.
   const int64_t kcf = f.chunked ? KCF : std::max<int64_t>(K, 1);
   T* part = f.chunked ? f.partial + ctx.rank() * B * NR : nullptr;
   const RowBlocks blocks(M, MR);
@@ -191,12 +191,12 @@ FUSEDRNN_INLINE void fused_forward_panel(ThreadCtx& ctx, const FusedForward<T>& 
           for (int v = 0; v < NV; ++v) acc[v].store(part + b * NR + v * W);
         }
       };
-      const int rows = static_cast<int>(m1 - m0);
+      const int height = static_cast<int>(m1 - m0);
       if (f.split)  // one slice, K = I + H: x_t's rows, then h_{t-1}'s, where they are
-        tile_rows_loop<T, MR, NV>(rows, I, s.xt + m0 * I, I, 1, Bp, row,
+        tile_rows_loop<T, MR, NV>(height, I, s.xt + m0 * I, I, 1, Bp, row,
                                   KSplit<T>{H, s.h_prev + m0 * H, H});
       else
-        tile_rows_loop<T, MR, NV>(rows, kc, a_of(i, m0, k0), a_rs, a_cs, Bp + k0 * NR, row);
+        tile_rows_loop<T, MR, NV>(height, kc, a_of(i, m0, k0), a_rs, a_cs, Bp + k0 * NR, row);
     }
   }
 }
