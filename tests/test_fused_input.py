@@ -16,8 +16,19 @@ import pytest
 import fusedrnn
 
 from _problems import check_against_reference, kernel_run, make_problem
+from _util import make_layer
 
 LIMIT = 512 * 1024  # bytes of G*H x (I + H) weights
+
+
+def _timed_parts(fn):
+    """fn()'s result and thread 0's seconds per part, the kernels' timers on meanwhile."""
+    fusedrnn._core._profile(True)
+    try:
+        out = fn()
+        return out, fusedrnn._core._profile()[0]
+    finally:
+        fusedrnn._core._profile(False)
 
 
 def _input_size(cell, H, dtype, fused):
@@ -81,12 +92,9 @@ def test_the_switch_is_where_documented(cell, dtype, fused, B, restore_threads):
     fused = fused and B >= 4
     for n in (1, 2):
         fusedrnn.set_num_threads(n)
-        fusedrnn._core._profile(True)
-        kernel_run(cell, p, dtype, packed_rows=False)
-        parts = fusedrnn._core._profile()
-        fusedrnn._core._profile(False)
-        assert parts[0]["steps"] > 0 and parts[0]["dw"] > 0
-        assert (parts[0]["input_projection"] == 0) == fused, parts[0]
+        _, parts = _timed_parts(lambda: kernel_run(cell, p, dtype, packed_rows=False))
+        assert parts["steps"] > 0 and parts["dw"] > 0
+        assert (parts["input_projection"] == 0) == fused, parts
     kernel_run(cell, p, dtype, packed_rows=False)
     assert fusedrnn._core._profile() == []
 
@@ -139,23 +147,15 @@ def test_step_operand_layout_is_the_one_documented(cell, dtype, I, H, strips,
                                                     restore_threads):  # noqa: E741
     """The strip copies show in the forward's `strips` timer exactly where the sizes
     say (and never for one row); 1, 2 and 3 threads agree bit for bit."""
-    if cell == "gru":
-        layer = fusedrnn.GRU(I, H, dtype=dtype, seed=1)
-    elif cell == "lstm":
-        layer = fusedrnn.LSTM(I, H, dtype=dtype, seed=1)
-    else:
-        layer = fusedrnn.RNN(I, H, nonlinearity=cell[4:], dtype=dtype, seed=1)
+    layer = make_layer(cell, I, H, dtype=dtype, seed=1)
     rng = np.random.default_rng(2)
     outs = []
     for B, n in ((8, 1), (8, 2), (8, 3), (1, 2)):
         fusedrnn.set_num_threads(n)
         x = rng.standard_normal((5, B, I)).astype(dtype) if n == 1 or B == 1 else x
-        fusedrnn._core._profile(True)
-        y, _ = layer(x)
-        parts = fusedrnn._core._profile()
-        fusedrnn._core._profile(False)
-        assert parts[0]["steps"] > 0
-        assert (parts[0]["strips"] > 0) == (strips and B > 1), parts[0]
+        y, parts = _timed_parts(lambda: layer(x)[0])
+        assert parts["steps"] > 0
+        assert (parts["strips"] > 0) == (strips and B > 1), parts
         if B > 1:
             outs.append(y)
     for y in outs[1:]:
@@ -168,19 +168,14 @@ def test_backward_operand_layout_is_the_one_documented(cell, dtype, I, H, strips
     those rows are a multiple of 4 KB apart (csrc/seq/backward-inl.h), per the
     `strips` timer of a backward call alone."""
     G = {"lstm": 4, "gru": 3}.get(cell, 1)
-    cls = {"lstm": fusedrnn.LSTM, "gru": fusedrnn.GRU}.get(cell)
-    layer = (cls(I, H, dtype=dtype, seed=1) if cls
-             else fusedrnn.RNN(I, H, nonlinearity=cell[4:], dtype=dtype, seed=1))
+    layer = make_layer(cell, I, H, dtype=dtype, seed=1)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((4, 8, I)).astype(dtype)
     dy = rng.standard_normal((4, 8, H)).astype(dtype)
     _, _, tape = layer.forward(x, train=True)
-    fusedrnn._core._profile(True)
-    layer.backward(tape, dy)
-    parts = fusedrnn._core._profile()
-    fusedrnn._core._profile(False)
-    assert parts[0]["steps"] > 0
-    assert (parts[0]["strips"] > 0) == (G * H * np.dtype(dtype).itemsize % 4096 == 0), parts[0]
+    _, parts = _timed_parts(lambda: layer.backward(tape, dy))
+    assert parts["steps"] > 0
+    assert (parts["strips"] > 0) == (G * H * np.dtype(dtype).itemsize % 4096 == 0), parts
 
 
 # --------------------------------------------------------------------------------------
