@@ -264,8 +264,8 @@ def test_load_state_dict_while_calling_uses_old_or_new_weights(during, monkeypat
 
     The interleaving is forced, in a layer of four layer-directions: thread B runs
     load_state_dict, to its end, while call A waits between its first and second kernel
-    calls ("kernel_calls") or between packing its first and second layer-directions
-    ("packing").  A's output must then be the old weights' (never a mix), and the next
+    calls ("kernel_calls": one per bidirectional layer, both directions at once) or
+    between packing its first and second layer-directions ("packing").  A's output must then be the old weights' (never a mix), and the next
     call's the new weights'."""
     import fusedrnn._module as module  # where the layers pack their weights
     import fusedrnn._stack as stack  # where the layers call the kernels
@@ -281,7 +281,8 @@ def test_load_state_dict_while_calling_uses_old_or_new_weights(during, monkeypat
     m.load_state_dict(old)  # unpacked now: the next call packs
     if during == "kernel_calls":
         m(x)  # packed: call A below only runs the kernels
-    target, name = (stack, "sequence_forward") if during == "kernel_calls" else (module, "pack")
+    target, name, count = ((stack, "sequence_forward_pair", 2) if during == "kernel_calls"
+                           else (module, "pack", 4))
     real = getattr(target, name)
     calls, abort = [], []
     in_call, swapped = threading.Event(), threading.Event()
@@ -309,7 +310,7 @@ def test_load_state_dict_while_calling_uses_old_or_new_weights(during, monkeypat
         b.join(60)
         monkeypatch.setattr(target, name, real)
     assert swapped.is_set(), f"load_state_dict did not run inside the call ({calls})"
-    assert calls == [name] * 4  # A went on through all four layer-directions
+    assert calls == [name] * count  # A went on through all four layer-directions
     np.testing.assert_array_equal(y, y_old)
     np.testing.assert_array_equal(m(x)[0], y_new)
 

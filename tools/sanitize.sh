@@ -73,7 +73,7 @@ esac
 # The subset: sizes on both sides of the SIMD widths (H 7/9/17/33/100 with B 1/3, I
 # rotating through 1/5/16/33), every cell kind and dtype, the packed-rows and
 # projection kernels, the quantized kernels (every ISA path and the argument checks),
-# thread teams (bit-identical results, fork, concurrent callers), the binding's argument
+# thread teams (bit-identical results, fork, concurrent callers, pairs), the binding's argument
 # checks and the layer options.  The kernel tests switch ISA
 # in-process (the `isa` fixture); each pass keeps only that pass's ISA.
 kernel_k='(test_kernel_matches_reference and (T2B3H7- or T2B3H9- or T17B1H17- or T2B1H33- or T2B3H100- or T1B8H31-))
@@ -105,7 +105,7 @@ for isa in $isas; do
       -k "$isa or not (avx512 or avx2 or generic)" \
       || { status=1; break; }
   "$PY" -m pytest -q -p no:cacheprovider --capture=sys --maxfail=1 -x \
-      "$root/tests/test_threads.py" "$root/tests/test_errors.py" \
+      "$root/tests/test_threads.py" "$root/tests/test_errors.py" "$root/tests/test_pair.py" \
       "$root/tests/test_layer_options.py" -k "not torch and not onnx" || { status=1; break; }
 done
 [ "$status" = 0 ] && echo "== sanitize.sh: no sanitizer reports, all tests passed (ISAs: $isas${emulated:+; emulated: $emulated})"

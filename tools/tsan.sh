@@ -2,7 +2,8 @@
 # Build fusedrnn._core with ThreadSanitizer and run the tests that exercise the thread
 # team under it: tests/test_threads.py, the concurrency tests of tests/test_robustness.py,
 # the kernels' thread-count tests (bit-identical results for 1, 2, 3 threads) and
-# tests/test_contention.py (a team shrinking mid-call, a slow worker simulated).
+# tests/test_contention.py (a team shrinking mid-call, a slow worker simulated) and
+# tests/test_pair.py (the team split in halves for a bidirectional layer).
 #
 #   bash tools/tsan.sh            (python: $PYTHON, else `python` on PATH, else python3)
 #
@@ -92,6 +93,10 @@ run_tsan "$PY" -m pytest -q -p no:cacheprovider --capture=sys -x \
     "$root/tests/test_kernels.py" "$root/tests/test_kernels_rows.py" \
     "$root/tests/test_quant_kernels.py" "$root/tests/test_contention.py" \
     -k "(thread or concurrent or fork or load_state_dict or contention) and not torch" 2>&1 | tee "$log" || status=$?
+# A bidirectional layer's directions side by side (parallel_pair: the team split in
+# halves, each serving its leader's regions).
+[ "$status" = 0 ] && { run_tsan "$PY" -m pytest -q -p no:cacheprovider --capture=sys -x \
+    "$root/tests/test_pair.py" -k "not torch" 2>&1 | tee -a "$log" || status=$?; }
 if grep -q "WARNING: ThreadSanitizer" "$log"; then
   echo "tsan.sh: ThreadSanitizer reported (see above)" >&2
   status=1

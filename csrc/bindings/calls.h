@@ -25,6 +25,17 @@ py::tuple backward_call(const PackedWeights& w, const py::array& x, const py::ar
                         const py::array& dy, const py::object& dh_n, const py::object& dc_n,
                         const py::object& batch_sizes, bool need_dx);
 
+// The two directions of a bidirectional layer side by side (cpu/threads.h,
+// parallel_pair): each argument but train, batch_sizes and need_dx a pair (c0, dh_n,
+// dc_n: or None for both); returns (direction 0's results, direction 1's), each as the
+// one-direction call's.  Errors name the direction.
+py::tuple forward_pair_call(const py::sequence& w, const py::sequence& x, const py::sequence& h0,
+                            const py::object& c0, bool train, const py::object& batch_sizes);
+py::tuple backward_pair_call(const py::sequence& w, const py::sequence& x,
+                             const py::sequence& workspace, const py::sequence& dy,
+                             const py::object& dh_n, const py::object& dc_n,
+                             const py::object& batch_sizes, bool need_dx);
+
 // Elements of the training workspace of one layer and direction.
 int64_t workspace_size(const std::string& cell, int64_t T, int64_t B, int64_t H,
                        int64_t proj_size, int64_t N);
@@ -45,6 +56,11 @@ double fma_peak(double seconds);
 // the selected ISA's large-product kernel, the product repeated `reps` times.
 py::tuple matmul(const py::array& a, const py::array& w, int64_t reps);
 py::dict adaptive_threads_dict();
+// Tests only: parallel_pair(n, ...) with two jobs that each record what they got, one
+// (`fail`: 0 or 1) throwing at its end; per job (get_num_threads() inside it, threads of a
+// nested region that asked for more, its threads that passed its barriers and whose own
+// nested region ran alone, whether the two jobs ran on different threads).
+py::list pair_probe(int n, int fail);
 // _profile(True/False): turn the parts' timers on or off (and zero them); _profile():
 // a list, one dict per thread rank, of seconds per part since then.
 py::object profile(py::object on);

@@ -57,6 +57,19 @@ PYBIND11_MODULE(_core, m) {
         py::arg("dy"), py::arg("dh_n") = py::none(), py::arg("dc_n") = py::none(),
         py::arg("batch_sizes") = py::none(), py::arg("need_dx") = true);
 
+  m.def("forward_pair", &b::forward_pair_call, py::arg("weights"), py::arg("x"), py::arg("h0"),
+        py::arg("c0") = py::none(), py::arg("train") = false,
+        py::arg("batch_sizes") = py::none(),
+        "forward for both directions of a bidirectional layer, side by side: each of "
+        "weights, x, h0, c0 a pair; returns a pair of forward's results.");
+
+  m.def("backward_pair", &b::backward_pair_call, py::arg("weights"), py::arg("x"),
+        py::arg("workspace"), py::arg("dy"), py::arg("dh_n") = py::none(),
+        py::arg("dc_n") = py::none(), py::arg("batch_sizes") = py::none(),
+        py::arg("need_dx") = true,
+        "backward for both directions, side by side: weights, x, workspace, dy, dh_n, "
+        "dc_n pairs; returns a pair of backward's results.");
+
   m.def("step", &b::step_call, py::arg("weights"), py::arg("x"), py::arg("h0"),
         py::arg("c0") = py::none());
 
@@ -100,6 +113,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", &fusedrnn::get_num_threads);
   m.def("_last_region_threads", &fusedrnn::last_region_threads,
         "Tests only: threads that ran the last parallel region this thread started.");
+  m.def("_pair_probe", &b::pair_probe, py::arg("n"), py::arg("fail") = -1,
+        "Tests only: what parallel_pair(n) gives each of its two jobs: per job (threads "
+        "it sees, threads of a nested region, threads past its barriers, whether the jobs "
+        "ran on different threads); job `fail` throws at its end.");
   m.def("_largest_region_under_flips", &fusedrnn::largest_region_under_flips, py::arg("n"),
         py::arg("regions"),
         "Tests only: the largest of `regions` parallel regions asked for n threads while "

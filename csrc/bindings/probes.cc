@@ -1,13 +1,15 @@
 // Probes of the selected ISA for the tests and the benchmark: the vector activations
 // (exp, sigmoid, tanh) on an array, the large product alone, one thread's float32 FMA
-// peak, cpu_info and the thread team's contention policy as dicts, and the parts'
-// profile (cpu/profile.h).
+// peak, cpu_info and the thread team's contention policy as dicts, the parts' profile
+// (cpu/profile.h), and what parallel_pair gives each of its two jobs.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>  // cpu_info's lists of ISA names
 
+#include <atomic>
 #include <cstdint>
 #include <stdexcept>
+#include <thread>
 #include <string>
 #include <utility>
 
@@ -43,6 +45,39 @@ py::array activation(const std::string& which, const py::array& x) {
   py::gil_scoped_release release;
   fusedrnn::kernels_f64().activation(w, px, py_, n);
   return std::move(y);
+}
+
+py::list pair_probe(int n, int fail) {
+  struct Seen {
+    std::thread::id id;
+    int threads = 0, nested = 0, arrivals = 0;
+  } seen[2];
+  {
+    py::gil_scoped_release release;
+    parallel_pair(n, [&](int i) {
+      Seen& s = seen[i];
+      s.id = std::this_thread::get_id();
+      s.threads = get_num_threads();
+      // A nested region asking for more threads than the job has, with a barrier and a
+      // step barrier: every thread it ran must pass both, and a region started inside it
+      // must run alone.
+      std::atomic<int> passed{0};
+      parallel(4096, [&](ThreadCtx& ctx) {
+        ctx.barrier();
+        if (!ctx.step_barrier()) return;
+        int inner = 0;
+        parallel(4, [&](ThreadCtx& c) { inner = c.size(); });
+        if (inner == 1) passed.fetch_add(1, std::memory_order_relaxed);
+      });
+      s.nested = last_region_threads();
+      s.arrivals = passed.load();
+      if (fail == i) throw std::runtime_error("pair_probe: job " + std::to_string(i) + " failed");
+    });
+  }
+  py::list out;
+  for (const Seen& s : seen)
+    out.append(py::make_tuple(s.threads, s.nested, s.arrivals, s.id != seen[1 - (&s - seen)].id));
+  return out;
 }
 
 namespace {

@@ -1,11 +1,15 @@
 // The sequence calls, forward and backward of one layer-direction over a whole sequence
 // (padded (T, B, I) or packed by batch_sizes), and the size of their training workspace:
 // dims_of checks every size the kernels index memory by, then each call checks its
-// arrays, allocates its outputs and runs the kernels with the GIL released.
+// arrays and allocates its outputs (a Prepared call) and runs the kernels with the GIL
+// released.  The pair calls run the two directions of a bidirectional layer side by side
+// (parallel_pair).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -14,6 +18,7 @@
 #include "bindings/calls.h"
 #include "bindings/packed.h"
 #include "bindings/rows.h"
+#include "cpu/threads.h"
 #include "fusedrnn/cell.h"
 #include "fusedrnn/dims.h"
 #include "fusedrnn/kernels.h"
@@ -28,11 +33,20 @@ Dims dims_of(const PackedWeights& w, const py::array& x, const py::object& batch
   return dims_for(w.input_size(), w.hidden_size(), w.proj_size(), x, batch_sizes, rows);
 }
 
+// A checked call: its results (arrays allocated, not yet written) and the kernel call
+// that writes them, safe to run without the GIL: the inputs are kept alive by the
+// caller's references, the outputs are new arrays that no other thread has seen, and
+// the packed weights are immutable.
+struct Prepared {
+  py::tuple results;
+  std::function<void()> run;
+};
+
 template <class T>
-py::tuple forward_t(const PackedWeights& pw, const py::array& x_a, const py::array& h0_a,
-                    const py::object& c0_o, bool train, const py::object& batch_sizes) {
-  Rows rows;
-  const Dims d = dims_of(pw, x_a, batch_sizes, rows);
+Prepared forward_t(const PackedWeights& pw, const py::array& x_a, const py::array& h0_a,
+                   const py::object& c0_o, bool train, const py::object& batch_sizes) {
+  auto rows = std::make_shared<Rows>();  // d's row offsets: kept by the kernel call
+  const Dims d = dims_of(pw, x_a, batch_sizes, *rows);
   const bool packed = !batch_sizes.is_none(), lstm = pw.cell() == Cell::lstm;
   const int64_t Hr = pw.state_size();
   const T* x = checked_rows<T>(x_a, "x", d, packed, d.I);
@@ -56,21 +70,17 @@ py::tuple forward_t(const PackedWeights& pw, const py::array& x_a, const py::arr
   }
   T* py_ = y.mutable_data();
   T* ph = h_n.mutable_data();
-  {
-    // Safe without the GIL: the inputs are kept alive by the caller's references, the
-    // outputs are new arrays that no other thread has seen, and `pw` is immutable.
-    py::gil_scoped_release release;
-    pw.kernels<T>().forward(pw.get<T>(), d, x, h0, c0, py_, ph, pc_n, pws);
-  }
-  return py::make_tuple(y, h_n, c_n, ws);
+  return {py::make_tuple(y, h_n, c_n, ws), [&pw, rows, d, x, h0, c0, py_, ph, pc_n, pws] {
+            pw.kernels<T>().forward(pw.get<T>(), d, x, h0, c0, py_, ph, pc_n, pws);
+          }};
 }
 
 template <class T>
-py::tuple backward_t(const PackedWeights& pw, const py::array& x_a, const py::array& ws_a,
+Prepared backward_t(const PackedWeights& pw, const py::array& x_a, const py::array& ws_a,
                      const py::array& dy_a, const py::object& dh_o, const py::object& dc_o,
                      const py::object& batch_sizes, bool need_dx) {
-  Rows rows;
-  const Dims d = dims_of(pw, x_a, batch_sizes, rows);
+  auto rows = std::make_shared<Rows>();  // d's row offsets: kept by the kernel call
+  const Dims d = dims_of(pw, x_a, batch_sizes, *rows);
   const bool packed = !batch_sizes.is_none(), lstm = pw.cell() == Cell::lstm;
   const int64_t GH = fusedrnn::num_gates(pw.cell()) * d.H, Hr = pw.state_size();
   const T* x = checked_rows<T>(x_a, "x", d, packed, d.I);
@@ -115,28 +125,122 @@ py::tuple backward_t(const PackedWeights& pw, const py::array& x_a, const py::ar
   T* pdh0 = dh0.mutable_data();
   T* pdwi = dw_ih.mutable_data();
   T* pdwh = dw_hh.mutable_data();
+  return {py::make_tuple(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr),
+          [&pw, rows, d, x, ws, dy, dh_n, dc_n, pdx, pdh0, pdc0, pdwi, pdwh, pdwr, pdbi, pdbh] {
+            pw.kernels<T>().backward(pw.get<T>(), d, x, ws, dy, dh_n, dc_n, pdx, pdh0, pdc0,
+                                     pdwi, pdwh, pdwr, pdbi, pdbh);
+          }};
+}
+
+Prepared forward_prepared(const PackedWeights& w, const py::array& x, const py::array& h0,
+                          const py::object& c0, bool train, const py::object& batch_sizes) {
+  return w.is_f32() ? forward_t<float>(w, x, h0, c0, train, batch_sizes)
+                    : forward_t<double>(w, x, h0, c0, train, batch_sizes);
+}
+
+Prepared backward_prepared(const PackedWeights& w, const py::array& x,
+                           const py::array& workspace, const py::array& dy,
+                           const py::object& dh_n, const py::object& dc_n,
+                           const py::object& batch_sizes, bool need_dx) {
+  return w.is_f32() ? backward_t<float>(w, x, workspace, dy, dh_n, dc_n, batch_sizes, need_dx)
+                    : backward_t<double>(w, x, workspace, dy, dh_n, dc_n, batch_sizes, need_dx);
+}
+
+// An array argument of a pair call (no copy of an array; a list becomes one, as the
+// one-direction calls' arguments do).
+py::array array_arg(const py::handle& v, const char* name) {
+  py::array a = py::array::ensure(v);
+  if (!a) throw py::type_error(std::string(name) + ": expected an array");
+  return a;
+}
+
+const PackedWeights& weights_arg(const py::object& v) {
+  if (!py::isinstance<PackedWeights>(v))
+    throw py::type_error("weights: expected packed weights (fusedrnn.functional.pack), got " +
+                         std::string(py::str(py::type::of(v).attr("__name__"))));
+  return v.cast<const PackedWeights&>();
+}
+
+// A pair argument: a sequence of two; None stands for (None, None).
+py::sequence pair_arg(const py::object& v, const char* name) {
+  if (v.is_none()) return py::make_tuple(py::none(), py::none());
+  if (!py::isinstance<py::sequence>(v) || py::len(v) != 2)
+    throw py::type_error(std::string(name) + ": expected a pair (one per direction)");
+  return v.cast<py::sequence>();
+}
+
+py::tuple run(const Prepared& p) {
   {
-    // Safe without the GIL: as in forward — inputs held by the caller, outputs new.
     py::gil_scoped_release release;
-    pw.kernels<T>().backward(pw.get<T>(), d, x, ws, dy, dh_n, dc_n, pdx, pdh0, pdc0, pdwi, pdwh,
-                             pdwr, pdbi, pdbh);
+    p.run();
   }
-  return py::make_tuple(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr);
+  return p.results;
+}
+
+// Both directions' calls, (results of direction 0, results of direction 1), run side by
+// side.  `prepare(i)` checks and prepares direction i's call; its errors name the
+// direction.
+py::tuple run_pair(const std::function<Prepared(int)>& prepare) {
+  Prepared p[2];
+  for (int i = 0; i < 2; ++i) {
+    const std::string where = "direction " + std::to_string(i) + ": ";
+    try {
+      p[i] = prepare(i);
+    } catch (const py::type_error& e) {
+      throw py::type_error(where + e.what());
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(where + e.what());
+    }
+  }
+  {
+    py::gil_scoped_release release;
+    parallel_pair(get_num_threads(), [&p](int i) { p[i].run(); });
+  }
+  return py::make_tuple(p[0].results, p[1].results);
 }
 
 }  // namespace
 
 py::tuple forward_call(const PackedWeights& w, const py::array& x, const py::array& h0,
                        const py::object& c0, bool train, const py::object& batch_sizes) {
-  return w.is_f32() ? forward_t<float>(w, x, h0, c0, train, batch_sizes)
-                    : forward_t<double>(w, x, h0, c0, train, batch_sizes);
+  return run(forward_prepared(w, x, h0, c0, train, batch_sizes));
 }
 
 py::tuple backward_call(const PackedWeights& w, const py::array& x, const py::array& workspace,
                         const py::array& dy, const py::object& dh_n, const py::object& dc_n,
                         const py::object& batch_sizes, bool need_dx) {
-  return w.is_f32() ? backward_t<float>(w, x, workspace, dy, dh_n, dc_n, batch_sizes, need_dx)
-                    : backward_t<double>(w, x, workspace, dy, dh_n, dc_n, batch_sizes, need_dx);
+  return run(backward_prepared(w, x, workspace, dy, dh_n, dc_n, batch_sizes, need_dx));
+}
+
+py::tuple forward_pair_call(const py::sequence& w, const py::sequence& x, const py::sequence& h0,
+                            const py::object& c0, bool train, const py::object& batch_sizes) {
+  const py::sequence c = pair_arg(c0, "c0"), ws = pair_arg(w, "weights");
+  const py::sequence xs = pair_arg(x, "x"), hs = pair_arg(h0, "h0");
+  std::vector<py::object> held;  // what the kernels read, alive until they finish
+  return run_pair([&](int i) {
+    const py::object wi = ws[i], ci = c[i];
+    const py::array xi = array_arg(xs[i], "x"), hi = array_arg(hs[i], "h0");
+    held.insert(held.end(), {wi, ci, xi, hi});
+    return forward_prepared(weights_arg(wi), xi, hi, ci, train, batch_sizes);
+  });
+}
+
+py::tuple backward_pair_call(const py::sequence& w, const py::sequence& x,
+                             const py::sequence& workspace, const py::sequence& dy,
+                             const py::object& dh_n, const py::object& dc_n,
+                             const py::object& batch_sizes, bool need_dx) {
+  const py::sequence ws = pair_arg(w, "weights"), xs = pair_arg(x, "x");
+  const py::sequence wss = pair_arg(workspace, "workspace"), dys = pair_arg(dy, "dy");
+  const py::sequence dh = pair_arg(dh_n, "dh_n"), dc = pair_arg(dc_n, "dc_n");
+  std::vector<py::object> held;  // what the kernels read, alive until they finish
+  return run_pair([&](int i) {
+    const py::object wi = ws[i], dhi = dh[i], dci = dc[i];
+    const py::array xi = array_arg(xs[i], "x"), wsi = array_arg(wss[i], "workspace");
+    const py::array dyi = array_arg(dys[i], "dy");
+    held.insert(held.end(), {wi, dhi, dci, xi, wsi, dyi});
+    return backward_prepared(weights_arg(wi), xi, wsi, dyi, dhi, dci,
+                             batch_sizes, need_dx);
+  });
 }
 
 int64_t workspace_size(const std::string& cell, int64_t T, int64_t B, int64_t H,

@@ -91,7 +91,39 @@ void spin_wait(F&& done) {
 }
 }  // namespace
 
+namespace {
+// The half of a pair (parallel_pair) that this thread leads, while it runs its job
+// outside that half's regions (its parallel() calls start them); else null.  And the
+// half's size, get_num_threads() for the whole job; else 0.
+thread_local Team* t_group = nullptr;
+thread_local int t_group_threads = 0;
+// This thread is running a region's function (any team's): a parallel() call from it
+// runs alone, unless it leads a half (t_group).
+thread_local bool t_in_region = false;
+
+// Marks the current thread as inside a region for its lifetime (so nested parallel()
+// calls run alone, a half's leader's too).
+class InRegion {
+ public:
+  InRegion() : in_(t_in_region), group_(t_group) {
+    t_in_region = true;
+    t_group = nullptr;
+  }
+  ~InRegion() {
+    t_in_region = in_;
+    t_group = group_;
+  }
+  InRegion(const InRegion&) = delete;
+  InRegion& operator=(const InRegion&) = delete;
+
+ private:
+  bool in_;
+  Team* group_;
+};
+}  // namespace
+
 int get_num_threads() {
+  if (t_group_threads > 0) return t_group_threads;
   const int n = g_num_threads.load(std::memory_order_relaxed);
   if (n > 0) return n;
   const int d = g_default_threads.load(std::memory_order_relaxed);
@@ -119,13 +151,20 @@ std::atomic<int64_t> g_slow_ns{0};
 
 class Team {
  public:
+  // borrowed: a pair's half (parallel_pair), whose workers are threads of the process's
+  // team that serve it (serve) until its leader closes it; else the process's team,
+  // which starts its own workers as regions need them.
+  explicit Team(bool borrowed = false) : borrowed_(borrowed) {}
+  Team(const Team&) = delete;
+  Team& operator=(const Team&) = delete;
+
   // The region lock: taken by the thread that starts a region.
   std::mutex& region_mutex() { return region_mu_; }
 
   // Runs fn on n threads; adaptive: time the waits, and let step barriers shrink the
   // region (the default thread count).
   RegionResult run(int n, const std::function<void(ThreadCtx&)>& fn, bool adaptive) {
-    grow(n - 1);
+    if (!borrowed_) grow(n - 1);
     fn_ = &fn;
     done_.store(0, std::memory_order_relaxed);
     bar_count_.store(0, std::memory_order_relaxed);
@@ -149,6 +188,7 @@ class Team {
     ctx.size_ = n;
     std::exception_ptr err;
     try {
+      InRegion in;
       fn(ctx);
     } catch (...) {
       err = std::current_exception();
@@ -188,6 +228,18 @@ class Team {
       spin_wait([&] { return bar_sense_.load(std::memory_order_acquire) != sense; });
     }
     return active_.load(std::memory_order_relaxed);
+  }
+
+  // A borrowed team's worker `rank` (1 .. size - 1) runs its regions until close().
+  void serve(int rank) { loop(rank, 0); }
+  // Ends serve() on every worker of a borrowed team (after its last region).
+  void close() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      const uint64_t gen = (job_.load(std::memory_order_relaxed) >> 16) + 1;
+      job_.store(gen << 16, std::memory_order_release);  // size 0: closed
+    }
+    cv_.notify_all();
   }
 
  private:
@@ -238,12 +290,14 @@ class Team {
       }
       seen = job;
       const int size = static_cast<int>(job & 0xffff);
+      if (size == 0) return;  // a borrowed team closed
       if (rank >= size) continue;
       ThreadCtx ctx;
       ctx.team_ = this;
       ctx.rank_ = rank;
       ctx.size_ = size;
       try {
+        InRegion in;
         (*fn_)(ctx);
       } catch (...) {
         std::lock_guard<std::mutex> lock(mu_);
@@ -253,6 +307,7 @@ class Team {
     }
   }
 
+  const bool borrowed_;
   std::mutex region_mu_;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -357,9 +412,13 @@ void parallel(int n, const std::function<void(ThreadCtx&)>& fn) {
   int want = std::min(n, get_num_threads());
   if (want > 4096) want = 4096;
   t_last_region_threads = 1;
-  if (want <= 1) {
-    ThreadCtx ctx;
+  if (want <= 1 || (t_in_region && !t_group)) {
+    ThreadCtx ctx;  // one thread, or nested in a region outside a pair's half: alone
     fn(ctx);
+    return;
+  }
+  if (t_group) {  // a pair's half: its own threads, a count given (not adapted)
+    t_last_region_threads = t_group->run(want, fn, false).ran;
     return;
   }
   Team& t = team();
@@ -385,6 +444,53 @@ void parallel(int n, const std::function<void(ThreadCtx&)>& fn) {
   const RegionResult r = t.run(want, fn, adaptive);
   t_last_region_threads = r.ran;
   if (adaptive) after_region(p, want, probe, r);
+}
+
+namespace {
+// The leader of a pair's half while it runs its job: its parallel() calls go to the half,
+// and the half is closed when the job ends (returns or throws).
+class Leading {
+ public:
+  Leading(Team& group, int threads) : group_(group) {
+    t_group = &group;
+    t_group_threads = threads;
+  }
+  ~Leading() {
+    t_group = nullptr;
+    t_group_threads = 0;
+    group_.close();
+  }
+  Leading(const Leading&) = delete;
+  Leading& operator=(const Leading&) = delete;
+
+ private:
+  Team& group_;
+};
+}  // namespace
+
+void parallel_pair(int n, const std::function<void(int)>& job) {
+  bool paired = false;  // written by rank 0, the calling thread
+  const int want = std::min(n, get_num_threads());
+  if (!t_group && !t_in_region && want >= 2 && want % 2 == 0) {
+    Team halves[2] = {Team(true), Team(true)};
+    parallel(n, [&](ThreadCtx& ctx) {
+      const int s = ctx.size();  // the same on every rank: no step barrier here
+      if (s % 2 != 0) return;  // 1 (the team was busy) or odd: one job after the other
+      const int half = s / 2, g = ctx.rank() / half, local = ctx.rank() % half;
+      Team& group = halves[g];
+      if (local != 0) {
+        group.serve(local);
+        return;
+      }
+      if (g == 0) paired = true;
+      Leading lead(group, half);
+      job(g);
+    });
+  }
+  if (!paired) {
+    job(0);
+    job(1);
+  }
 }
 
 int last_region_threads() { return t_last_region_threads; }

@@ -66,6 +66,18 @@ int available_cpus();
 // rethrown here after the others finish.
 void parallel(int n, const std::function<void(ThreadCtx&)>& fn);
 
+// Runs job(0) and job(1), two independent jobs of the same size (the two directions of
+// a bidirectional layer), side by side: a region of min(n, get_num_threads()) threads,
+// when that is even, is split into two halves and job(i) runs on half i's first thread,
+// where get_num_threads() is the half's size and parallel() runs on the half's threads
+// (a count given, not adapted: the contention policy judges the whole call as one
+// region).  An odd count (or 1, or a busy team, or a call from inside a region) runs
+// job(0) and then job(1), each with the threads parallel() gives it.  Results are those
+// of the two jobs run one after the other, bit for bit (the kernels' results do not
+// depend on their thread count).  An exception from a job is rethrown here after both
+// halves finish.
+void parallel_pair(int n, const std::function<void(int)>& job);
+
 // [begin, end) of `n` items for thread `rank` of `size`, in contiguous blocks: the
 // static split every kernel uses (integer code only, so the copies that ISA-flagged
 // translation units compile are all the same instructions).

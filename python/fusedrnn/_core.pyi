@@ -1,6 +1,6 @@
 """Type stub of the private compiled module fusedrnn._core (use the fusedrnn package)."""
 
-from typing import Any, Optional, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -62,6 +62,29 @@ def backward(
     """(dx or None (need_dx=False), dh0, dc0 or None, dw_ih, dw_hh, db_ih or None,
     db_hh or None, dw_hr or None)."""
 
+def forward_pair(
+    weights: Sequence[Weights],
+    x: Sequence[npt.NDArray[np.floating]],
+    h0: Sequence[npt.NDArray[np.floating]],
+    c0: Optional[Sequence[Optional[npt.NDArray[np.floating]]]] = None,
+    train: bool = False,
+    batch_sizes: Optional[npt.NDArray[np.int64]] = None,
+) -> Tuple[tuple, tuple]:
+    """forward for both directions of a bidirectional layer, side by side: each of
+    weights, x, h0, c0 a pair; a pair of forward's results."""
+
+def backward_pair(
+    weights: Sequence[Weights],
+    x: Sequence[npt.NDArray[np.floating]],
+    workspace: Sequence[npt.NDArray[np.floating]],
+    dy: Sequence[npt.NDArray[np.floating]],
+    dh_n: Optional[Sequence[Optional[npt.NDArray[np.floating]]]] = None,
+    dc_n: Optional[Sequence[Optional[npt.NDArray[np.floating]]]] = None,
+    batch_sizes: Optional[npt.NDArray[np.int64]] = None,
+    need_dx: bool = True,
+) -> Tuple[tuple, tuple]:
+    """backward for both directions, side by side; a pair of backward's results."""
+
 def step(
     weights: Weights,
     x: npt.NDArray[np.floating],
@@ -91,6 +114,8 @@ def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 def _last_region_threads() -> int:
     """Tests only: threads that ran the last parallel region this thread started."""
+def _pair_probe(n: int, fail: int = -1) -> List[Tuple[int, int, int, bool]]:
+    """Tests only: what parallel_pair(n) gives each of its two jobs."""
 def _largest_region_under_flips(n: int, regions: int) -> int:
     """Tests only: the largest region asked for n threads while the count keeps changing."""
 def _matmul(a: npt.NDArray[np.floating], w: npt.NDArray[np.floating],

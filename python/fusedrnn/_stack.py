@@ -6,6 +6,8 @@ Shared by the NumPy layers (``fusedrnn.LSTM / GRU / RNN``) and the PyTorch drop-
 - ``Rows``: the rows a kernel call reads, a padded batch (T, B, F) or rows packed
   step by step (N, F), and what the reverse direction reads instead;
 - ``Direction``: one layer-direction's forward and backward kernel calls on such rows;
+  ``forward_pair`` and ``backward_pair``: a bidirectional layer's two at once, side by
+  side on the threads;
 - ``run_layers``: the layer x direction loop (directions of a layer side by side,
   dropout between layers);
 - ``split_state``: the parsing of a state argument (``hx``: a pair for an LSTM);
@@ -18,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .functional import _to_numpy, packed_rows, reverse_rows, sequence_backward, sequence_forward
+from .functional import (_to_numpy, packed_rows, reverse_rows, sequence_backward,
+                         sequence_backward_pair, sequence_forward, sequence_forward_pair)
 
 
 class Rows:
@@ -75,28 +78,59 @@ class Direction:
     def backward(self, xd, ws, dy, dh_n, dc_n, need_dx=True):
         """sequence_backward's dict for the forward that read xd and left ws; dy and the
         returned dx in the caller's row order."""
-        dy = self.rows.reverse(dy) if self.reverse else np.ascontiguousarray(dy)
-        g = sequence_backward(self.packed, xd, ws, dy, dh_n, dc_n,
+        g = sequence_backward(self.packed, xd, ws, self.kernel_dy(dy), dh_n, dc_n,
                               batch_sizes=self.rows.batch_sizes, need_dx=need_dx)
+        return self.caller_grads(g)
+
+    def kernel_dy(self, dy):
+        """dy (caller's order) as the backward kernels read it: ordered, C-contiguous."""
+        return self.rows.reverse(dy) if self.reverse else np.ascontiguousarray(dy)
+
+    def caller_grads(self, g):
+        """The backward kernels' dict g with dx back in the caller's order."""
         if self.reverse and g["dx"] is not None:
             g["dx"] = self.rows.reverse(g["dx"])
         return g
 
 
-def run_layers(num_layers, D, x, direction, concat, dropout=None):
+def forward_pair(runs, x, h0, c0, train):
+    """Direction.forward of a bidirectional layer's two directions (runs, a pair) on the
+    same x, side by side (functional.sequence_forward_pair): a pair of its results; h0
+    a pair, c0 a pair or None."""
+    xd = (runs[0].order(x), runs[1].order(x))
+    out = sequence_forward_pair((runs[0].packed, runs[1].packed), xd, h0, c0, train=train,
+                                batch_sizes=runs[0].rows.batch_sizes)
+    return [(r.order(y), h_n, c_n, xi, ws) for r, xi, (y, h_n, c_n, ws) in zip(runs, xd, out)]
+
+
+def backward_pair(runs, xd, ws, dy, dh_n, dc_n, need_dx=True):
+    """Direction.backward of both directions side by side: xd, ws, dy pairs (dy in the
+    caller's order), dh_n and dc_n pairs or None; a pair of its dicts."""
+    dyd = (runs[0].kernel_dy(dy[0]), runs[1].kernel_dy(dy[1]))
+    gs = sequence_backward_pair((runs[0].packed, runs[1].packed), xd, ws, dyd, dh_n, dc_n,
+                                batch_sizes=runs[0].rows.batch_sizes, need_dx=need_dx)
+    return [r.caller_grads(g) for r, g in zip(runs, gs)]
+
+
+def run_layers(num_layers, D, x, direction, concat, dropout=None, pair=None):
     """The layer x direction loop of a stacked layer, in torch's order.
 
     ``direction(k, layer_input)`` runs layer-direction k = layer * D + d and returns its
-    output, rows in the input's order; ``concat(outputs)`` joins a layer's D outputs on
-    the feature axis (forward direction first); ``dropout(output)``, if given, is
-    applied to the output of every layer but the last.  Returns the last layer's output.
+    output, rows in the input's order; ``pair(k, layer_input)``, if given, runs a
+    bidirectional layer's k and k + 1 at once and returns their two outputs;
+    ``concat(outputs)`` joins a layer's D outputs on the feature axis (forward
+    direction first); ``dropout(output)``, if given, is applied to the output of every
+    layer but the last.  Returns the last layer's output.
     """
     inp = x
     last = num_layers - 1
     for layer in range(num_layers):
         k = layer * D
-        out = direction(k, inp) if D == 1 else concat([direction(k, inp),
-                                                      direction(k + 1, inp)])
+        if D == 1:
+            out = direction(k, inp)
+        else:
+            out = concat(pair(k, inp) if pair is not None else
+                         [direction(k, inp), direction(k + 1, inp)])
         if dropout is not None and layer < last:
             out = dropout(out)
         inp = out

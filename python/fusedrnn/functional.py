@@ -14,7 +14,8 @@ import numpy as np
 from . import _core
 
 __all__ = ["CELLS", "as_array", "as_dtype", "pack", "packed_rows", "reverse_rows",
-           "sequence_forward", "sequence_backward", "step", "quant_pack", "quant_forward"]
+           "sequence_forward", "sequence_backward", "sequence_forward_pair",
+           "sequence_backward_pair", "step", "quant_pack", "quant_forward"]
 
 #: Kernel cell names and their gate counts.
 CELLS = {
@@ -161,8 +162,13 @@ def sequence_backward(packed, x, workspace, dy, dh_n=None, dc_n=None, *, batch_s
     ``need_dx=False`` skips the product for dx (then None): an input that needs no
     gradient; every other result is the same, bit for bit.
     """
-    dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr = _core.backward(
-        packed, x, workspace, dy, dh_n, dc_n, batch_sizes, bool(need_dx))
+    return _grads(_core.backward(packed, x, workspace, dy, dh_n, dc_n, batch_sizes,
+                                 bool(need_dx)))
+
+
+def _grads(results):
+    """The kernels' backward results as sequence_backward's dict."""
+    dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr = results
     out = {"dx": dx, "dh0": dh0, "weight_ih": dw_ih, "weight_hh": dw_hh}
     if dw_hr is not None:
         out["weight_hr"] = dw_hr
@@ -172,6 +178,26 @@ def sequence_backward(packed, x, workspace, dy, dh_n=None, dc_n=None, *, batch_s
         out["bias_ih"] = db_ih
         out["bias_hh"] = db_hh
     return out
+
+
+def sequence_forward_pair(packed, x, h0, c0=None, *, train=False, batch_sizes=None):
+    """sequence_forward for the two directions of a bidirectional layer at once, side by
+    side on the threads (each direction on half of them when their count is even; else
+    one after the other): packed, x and h0 are pairs (one per direction), c0 a pair or
+    None.  Each direction runs as sequence_forward would run it (the reverse direction's
+    x already reversed) and its results are the same, bit for bit.  Returns a pair of
+    sequence_forward's results.  Errors name the direction ("direction 1: x: ...")."""
+    return _core.forward_pair(packed, x, h0, c0, bool(train), batch_sizes)
+
+
+def sequence_backward_pair(packed, x, workspace, dy, dh_n=None, dc_n=None, *,
+                           batch_sizes=None, need_dx=True):
+    """sequence_backward for both directions of a bidirectional layer, side by side (see
+    sequence_forward_pair): packed, x, workspace and dy pairs, dh_n and dc_n pairs or
+    None.  Returns a pair of sequence_backward's dicts."""
+    r0, r1 = _core.backward_pair(packed, x, workspace, dy, dh_n, dc_n, batch_sizes,
+                                 bool(need_dx))
+    return _grads(r0), _grads(r1)
 
 
 # -- quantized inference (fusedrnn.quantized) --------------------------------------------

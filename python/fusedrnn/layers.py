@@ -21,7 +21,7 @@ import numbers
 import numpy as np
 
 from ._module import IncompatibleKeys, Tape, _check_bool, _check_nonlinearity, _Module
-from ._stack import Direction, Plan, check_lengths, run_layers
+from ._stack import Direction, Plan, backward_pair, check_lengths, forward_pair, run_layers
 from .cells import GRUCell, LSTMCell, RNNCell
 from .functional import _to_numpy, as_array, check_size, expect_shape
 
@@ -184,19 +184,30 @@ class _RNNBase(_Module):
         c_n = np.empty_like(c0) if self._is_lstm else None
         saved, masks, packed_masks = [], [], []
 
-        def direction(k, layer_in):
-            if B == 0:  # an empty batch: no kernel call, empty outputs (ws None on the tape)
-                if train:
-                    saved.append((runs[k], layer_in, None))
-                return np.zeros(layer_in.shape[:-1] + (Hr,), self.dtype)
-            y, hk, ck, xd, ws = runs[k].forward(
-                layer_in, plan.sort(h0[k]), None if c0 is None else plan.sort(c0[k]), train)
+        def record(k, y, hk, ck, xd, ws):  # a layer-direction's results: y returned
             h_n[k] = plan.unsort(hk)
             if c_n is not None:
                 c_n[k] = plan.unsort(ck)
             if train:
                 saved.append((runs[k], xd, ws))
             return y
+
+        def direction(k, layer_in):
+            if B == 0:  # an empty batch: no kernel call, empty outputs (ws None on the tape)
+                if train:
+                    saved.append((runs[k], layer_in, None))
+                return np.zeros(layer_in.shape[:-1] + (Hr,), self.dtype)
+            return record(k, *runs[k].forward(
+                layer_in, plan.sort(h0[k]), None if c0 is None else plan.sort(c0[k]), train))
+
+        def pair(k, layer_in):  # a bidirectional layer: both directions side by side
+            if B == 0:
+                return [direction(k, layer_in), direction(k + 1, layer_in)]
+            ks = (k, k + 1)
+            outs = forward_pair(runs[k:k + 2], layer_in, tuple(plan.sort(h0[j]) for j in ks),
+                                None if c0 is None else tuple(plan.sort(c0[j]) for j in ks),
+                                train)
+            return [record(j, *o) for j, o in zip(ks, outs)]
 
         def dropout(out):
             mask = self._dropout_mask(plan, D * Hr)
@@ -205,7 +216,7 @@ class _RNNBase(_Module):
             return out * packed_masks[-1]
 
         out = run_layers(self.num_layers, D, inp, direction, _concat,
-                         dropout if train and self.dropout > 0 else None)
+                         dropout if train and self.dropout > 0 else None, pair)
         y = plan.unpack(out)
         y_shape = x_shape[:-1] + (D * Hr,)
         tape = None
@@ -255,16 +266,22 @@ class _RNNBase(_Module):
         grads = {}
         # The forward's loop run backwards (fusedrnn.torch leaves this to autograd).
         for layer in reversed(range(L)):
+            ks = range(layer * D, layer * D + D)
+            saved = [tape._runs[k] for k in ks]
+            dys = [d_out[..., d * Hr:(d + 1) * Hr] for d in range(D)]
+            dhs = None if dh is None else tuple(plan.sort(dh[k]) for k in ks)
+            dcs = None if dc is None else tuple(plan.sort(dc[k]) for k in ks)
+            if saved[0][2] is None:  # an empty batch: zero gradients, as torch.nn
+                gs = [self._zero_grads(k, xd, Hr) for k, (_, xd, _) in zip(ks, saved)]
+            elif D == 2:  # both directions side by side
+                gs = backward_pair([r for r, _, _ in saved], [xd for _, xd, _ in saved],
+                                   [ws for _, _, ws in saved], dys, dhs, dcs)
+            else:
+                run, xd, ws = saved[0]
+                gs = [run.backward(xd, ws, dys[0], None if dhs is None else dhs[0],
+                                   None if dcs is None else dcs[0])]
             d_inp = None
-            for d in range(D):
-                k = layer * D + d
-                run, xd, ws = tape._runs[k]
-                if ws is None:  # an empty batch: zero gradients, as torch.nn
-                    g = self._zero_grads(k, xd, Hr)
-                else:
-                    g = run.backward(xd, ws, d_out[..., d * Hr:(d + 1) * Hr],
-                                     None if dh is None else plan.sort(dh[k]),
-                                     None if dc is None else plan.sort(dc[k]))
+            for k, g in zip(ks, gs):
                 d_inp = g["dx"] if d_inp is None else d_inp + g["dx"]
                 dh0[k] = plan.unsort(g["dh0"])
                 if dc0 is not None:

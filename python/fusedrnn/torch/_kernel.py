@@ -1,7 +1,8 @@
 """The drop-ins' bridge to the kernels: tensors as arrays, one kernel call with autograd.
 
 ``_Run`` is one layer-direction (``fusedrnn._stack.Direction``) or one cell step, on
-tensors; ``_Kernel`` (a torch.autograd.Function) runs it with its backward.  Tensors
+tensors; ``_Kernel`` (a torch.autograd.Function) runs it with its backward, and
+``_PairKernel`` a bidirectional layer's two directions side by side.  Tensors
 reach the kernels as NumPy views of their memory (contiguous CPU float32/float64
 tensors are never copied), and the kernels' results come back as tensors over the
 arrays they wrote (``torch.from_numpy``).
@@ -12,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._stack import Direction
+from .._stack import Direction, backward_pair, forward_pair
 
 _from_numpy = torch.from_numpy
 _is_grad_enabled = torch.is_grad_enabled
@@ -102,15 +103,21 @@ class _Run(Direction):
         xn = _np(x)
         if self.cell:
             xn = xn.reshape((1,) + xn.shape)
+        y, h_n, c_n, xd, ws = self.forward(xn, *self.states(xn, h0, c0), train)
+        return self.outputs(y, h_n, c_n), xd, y.shape, ws
+
+    def states(self, xn, h0, c0):
+        """The initial states as arrays, (h0, c0 or None); zeros where h0 is None."""
         if h0 is None:  # zeros (then c0 is None too): made here, no tensors needed
             bs = self.rows.batch_sizes
             B = xn.shape[1] if bs is None else int(bs[0])
             H = self.packed.hidden_size
-            h0n = np.zeros((B, self.packed.proj_size or H), xn.dtype)
-            c0n = np.zeros((B, H), xn.dtype) if self.is_lstm else None
-        else:
-            h0n, c0n = _np(h0), None if c0 is None else _np(c0)
-        y, h_n, c_n, xd, ws = self.forward(xn, h0n, c0n, train)
+            return (np.zeros((B, self.packed.proj_size or H), xn.dtype),
+                    np.zeros((B, H), xn.dtype) if self.is_lstm else None)
+        return _np(h0), None if c0 is None else _np(c0)
+
+    def outputs(self, y, h_n, c_n):
+        """The forward kernels' arrays as _Kernel's output tensors."""
         outs = [] if self.cell else [_from_numpy(y)]
         if self.lead:
             h_n = h_n[None]
@@ -118,7 +125,22 @@ class _Run(Direction):
         outs.append(_from_numpy(h_n))
         if self.is_lstm:
             outs.append(_from_numpy(c_n))
-        return outs, xd, y.shape, ws
+        return outs
+
+    def grads_in(self, ctx_y_shape, dtype, grads):
+        """Autograd's incoming gradients for this run's outputs as the backward kernels'
+        arrays: (dy (zeros where None), dh_n or None, dc_n or None)."""
+        if self.cell:
+            dy, rest = None, grads
+        else:
+            dy, rest = grads[0], grads[1:]
+        dy = np.zeros(ctx_y_shape, dtype) if dy is None else _np_grad(dy)
+        dh = None if rest[0] is None else _np_grad(rest[0])
+        dc = None if (not self.is_lstm or rest[1] is None) else _np_grad(rest[1])
+        if self.lead:  # (1, B, F) -> (B, F)
+            dh = None if dh is None else dh[0]
+            dc = None if dc is None else dc[0]
+        return dy, dh, dc
 
 
 class _Kernel(torch.autograd.Function):
@@ -148,16 +170,7 @@ class _Kernel(torch.autograd.Function):
         saved = ctx.saved_tensors  # raises if x or a weight was modified in place
         x = saved[0]
         xd = ctx.xd if ctx.xd is not None else _np(x)
-        if run.cell:
-            dy, rest = None, grads
-        else:
-            dy, rest = grads[0], grads[1:]
-        dy = np.zeros(ctx.y_shape, xd.dtype) if dy is None else _np_grad(dy)
-        dh = None if rest[0] is None else _np_grad(rest[0])
-        dc = None if (not run.is_lstm or rest[1] is None) else _np_grad(rest[1])
-        if run.lead:  # (1, B, F) -> (B, F)
-            dh = None if dh is None else dh[0]
-            dc = None if dc is None else dc[0]
+        dy, dh, dc = run.grads_in(ctx.y_shape, xd.dtype, grads)
         need = ctx.needs_input_grad
         # An input that needs no gradient (a first layer's data): dx's product skipped.
         g = run.backward(xd, ctx.ws, dy, dh, dc, need_dx=need[1])
@@ -166,6 +179,58 @@ class _Kernel(torch.autograd.Function):
                _from_numpy(g["dc0"]) if (ctx.has_c0 and need[3]) else None]
         for i, role in enumerate(run.roles):
             out.append(_from_numpy(g[role]) if need[4 + i] else None)
+        return tuple(out)
+
+
+class _PairKernel(torch.autograd.Function):
+    """A bidirectional layer's two directions on the same x, with gradients, side by side
+    on the threads (fusedrnn._stack.forward_pair / backward_pair).  Inputs: (runs (a
+    pair of _Run, never cells), x, h0 and c0 of direction 0, h0 and c0 of direction 1
+    (as _Kernel's: None for zeros), *direction 0's weights, *direction 1's); outputs:
+    direction 0's (y, h_n[, c_n]) then direction 1's."""
+
+    @staticmethod
+    def forward(ctx, runs, x, h0a, c0a, h0b, c0b, *weights):
+        xn = _np(x)
+        sa, sb = runs[0].states(xn, h0a, c0a), runs[1].states(xn, h0b, c0b)
+        res = forward_pair(runs, xn, (sa[0], sb[0]), None if sa[1] is None else (sa[1], sb[1]),
+                           True)
+        ctx.runs = runs
+        ctx.ws = [r[4] for r in res]
+        ctx.y_shapes = [r[0].shape for r in res]
+        ctx.has_c0 = (c0a is not None, c0b is not None)
+        # The forward direction reads x itself (saved, so that autograd reports an in-place
+        # change of it); the reverse direction's reordered x is a private copy.
+        ctx.xd = [None if not r.reverse else o[3] for r, o in zip(runs, res)]
+        ctx.save_for_backward(x, *weights)
+        ctx.set_materialize_grads(False)
+        return tuple(runs[0].outputs(*res[0][:3]) + runs[1].outputs(*res[1][:3]))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        runs = ctx.runs
+        if _is_grad_enabled():
+            raise RuntimeError(_DOUBLE_BACKWARD.format(name=runs[0].owner))
+        saved = ctx.saved_tensors  # raises if x or a weight was modified in place
+        x = saved[0]
+        xn = _np(x)
+        xd = [xn if d is None else d for d in ctx.xd]
+        n = 3 if runs[0].is_lstm else 2
+        ins = [r.grads_in(shape, xn.dtype, g)
+               for r, shape, g in zip(runs, ctx.y_shapes, (grads[:n], grads[n:]))]
+        need = ctx.needs_input_grad
+        gs = backward_pair(runs, xd, ctx.ws, [i[0] for i in ins], [i[1] for i in ins],
+                           [i[2] for i in ins], need_dx=need[1])
+        out = [None, _from_numpy((gs[0]["dx"] + gs[1]["dx"]).reshape(x.shape))
+               if need[1] else None]
+        for d, g in enumerate(gs):
+            out.append(_from_numpy(g["dh0"]) if need[2 + 2 * d] else None)
+            out.append(_from_numpy(g["dc0"]) if (ctx.has_c0[d] and need[3 + 2 * d]) else None)
+        i = 6
+        for r, g in zip(runs, gs):
+            for role in r.roles:
+                out.append(_from_numpy(g[role]) if need[i] else None)
+                i += 1
         return tuple(out)
 
 

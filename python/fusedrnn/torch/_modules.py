@@ -27,10 +27,10 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from .._stack import PADDED, Rows, run_layers, split_state
+from .._stack import PADDED, Rows, forward_pair, run_layers, split_state
 from ._cell import _CellMixin
 from ._fused import _empty, _Fused
-from ._kernel import _check_tensor, _Kernel, _np, _role, _Run, kernel_apply
+from ._kernel import _check_tensor, _Kernel, _np, _PairKernel, _role, _Run, kernel_apply
 from ._plan import Plan, cacheable
 
 _is_grad_enabled = torch.is_grad_enabled
@@ -131,16 +131,28 @@ class _LayerMixin(_Fused):
                 groups.append(params[i:i + len(names)])
                 i += len(names)
 
+            def states(k):
+                return None if h0 is None else h0[k], None if c0 is None else c0[k]
+
             def direction(k, layer_in):
-                out = apply(runs[k], layer_in, None if h0 is None else h0[k],
-                                    None if c0 is None else c0[k], *groups[k])
+                out = apply(runs[k], layer_in, *states(k), *groups[k])
                 hs.append(out[1])
                 if is_lstm:
                     cs.append(out[2])
                 return out[0]
 
+            def pair(k, layer_in):  # a bidirectional layer: both directions side by side
+                out = _PairKernel.apply((runs[k], runs[k + 1]), layer_in, *states(k),
+                                        *states(k + 1), *groups[k], *groups[k + 1])
+                n = 3 if is_lstm else 2
+                for o in (out[:n], out[n:]):
+                    hs.append(o[1])
+                    if is_lstm:
+                        cs.append(o[2])
+                return [out[0], out[n]]
+
             output = run_layers(L, D, x, direction, _cat_tensors,
-                                (lambda t: F.dropout(t, drop, True)) if drop else None)
+                                (lambda t: F.dropout(t, drop, True)) if drop else None, pair)
             # One layer-direction: its state as it came from the kernels, (1, B, F) (no
             # copy, no view op).
             h_n = hs[0] if len(hs) == 1 else torch.stack(hs)
@@ -157,10 +169,19 @@ class _LayerMixin(_Fused):
                 cs.append(c)
                 return y
 
+            def pair(k, layer_in):  # a bidirectional layer: both directions side by side
+                outs = forward_pair(runs[k:k + 2], layer_in, (h0n[k], h0n[k + 1]),
+                                    None if c0n is None else (c0n[k], c0n[k + 1]), False)
+                for _, h, c, _, _ in outs:
+                    hs.append(h)
+                    cs.append(c)
+                return [o[0] for o in outs]
+
             output = torch.from_numpy(run_layers(
                 L, D, _np(x), direction, _cat_arrays,
                 # training mode without autograd: torch's RNG
-                (lambda a: _np(F.dropout(torch.from_numpy(a), drop, True))) if drop else None))
+                (lambda a: _np(F.dropout(torch.from_numpy(a), drop, True))) if drop else None,
+                pair))
             h_n = torch.from_numpy(hs[0][None] if len(hs) == 1 else np.stack(hs))
             c_n = (None if not is_lstm else
                    torch.from_numpy(cs[0][None] if len(cs) == 1 else np.stack(cs)))
