@@ -167,6 +167,38 @@ def test_two_python_threads_calling_at_once_get_their_own_results(restore_thread
                 _assert_same(u, v, "concurrent pair")
 
 
+@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
+@pytest.mark.parametrize("mode", ["int8", "float16", "bfloat16"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "gru_reset_before", "rnn_tanh"])
+def test_quantized_pair_equals_the_one_direction_calls(cell, mode, packed, restore_threads):
+    from fusedrnn.quantized._base import quantize_matrix
+
+    rng = np.random.default_rng(5)
+    T, B, I, H = 6, 5, 12, 24
+    G = F.CELLS[cell]
+    ws = []
+    for _ in range(2):
+        (qi, si), (qh, sh) = (quantize_matrix(rng.uniform(-0.3, 0.3, s).astype(np.float32), mode)
+                              for s in ((G * H, I), (G * H, H)))
+        b = [rng.uniform(-0.3, 0.3, G * H).astype(np.float32) for _ in range(2)]
+        ws.append(F.quant_pack(cell, mode, qi, qh, *b, scale_ih=si, scale_hh=sh))
+    bs = np.array([5, 5, 4, 3, 3, 1], np.int64) if packed else None
+    rows = (int(bs.sum()),) if packed else (T, B)
+    x = rng.standard_normal(rows + (I,)).astype(np.float32)
+    xs = (x, Rows(bs).reverse(x))
+    h0 = tuple(rng.standard_normal((B, H)).astype(np.float32) for _ in range(2))
+    c0 = tuple(rng.standard_normal((B, H)).astype(np.float32) for _ in range(2))
+    c = c0 if cell == "lstm" else (None, None)
+    fusedrnn.set_num_threads(1)
+    one = [F.quant_forward(ws[i], xs[i], h0[i], c[i], batch_sizes=bs) for i in range(2)]
+    for n in (1, 2, 3, 4):
+        fusedrnn.set_num_threads(n)
+        got = F.quant_forward_pair(ws, xs, h0, c0 if cell == "lstm" else None, batch_sizes=bs)
+        for i in range(2):
+            for name, a, b in zip(("y", "h_n", "c_n"), got[i], one[i]):
+                _assert_same(a, b, f"{n} threads, direction {i}: {name}")
+
+
 # ------------------------------------------------------------------ errors
 def test_errors_name_the_direction_and_the_argument():
     ws, xs, h0, c0, dy, dh, dc, bs = _case("lstm", np.float32, False)
@@ -190,6 +222,26 @@ def test_errors_name_the_direction_and_the_argument():
         F.sequence_backward_pair(ws, xs, wss, (dy[0][:2], dy[1]))
     with pytest.raises(TypeError, match=r"dh_n: expected a pair"):
         F.sequence_backward_pair(ws, xs, wss, dy, dh[0])
+
+
+def test_quantized_pair_errors_name_the_direction():
+    from fusedrnn.quantized._base import quantize_matrix
+
+    rng = np.random.default_rng(6)
+    qi, si = quantize_matrix(rng.uniform(-0.3, 0.3, (12, 4)).astype(np.float32), "int8")
+    qh, sh = quantize_matrix(rng.uniform(-0.3, 0.3, (12, 4)).astype(np.float32), "int8")
+    w = F.quant_pack("gru", "int8", qi, qh, scale_ih=si, scale_hh=sh)
+    x = rng.standard_normal((3, 2, 4)).astype(np.float32)
+    h = np.zeros((2, 4), np.float32)
+    bad = x.copy()
+    bad[1, 0, 2] = np.nan
+    with pytest.raises(ValueError, match=r"direction 1: x.*non-finite"):
+        F.quant_forward_pair((w, w), (x, bad), (h, h))
+    with pytest.raises(ValueError, match=r"direction 0: h0: expected shape"):
+        F.quant_forward_pair((w, w), (x, x), (h[:1], h))
+    with pytest.raises(TypeError, match=r"direction 0: weights: expected quantized weights"):
+        F.quant_forward_pair((F.pack("gru", np.zeros((12, 4), np.float32),
+                                     np.zeros((12, 4), np.float32)), w), (x, x), (h, h))
 
 
 # ------------------------------------------------------------------ the layers use them
@@ -221,6 +273,31 @@ def test_numpy_layers_run_each_bidirectional_layer_as_one_pair(kind, monkeypatch
     assert calls == ["sequence_forward_pair"] * 2 + ["sequence_backward_pair"] * 2
     for k in want:
         np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+
+
+def test_quantized_layer_runs_each_bidirectional_layer_as_one_pair(monkeypatch,
+                                                                   restore_threads):
+    from fusedrnn.quantized import LSTM as QLSTM
+
+    m = QLSTM(8, 16, num_layers=2, bidirectional=True, seed=4)
+    x = np.random.default_rng(4).standard_normal((5, 4, 8)).astype(np.float32)
+    lengths = np.array([5, 2, 4, 1])
+    fusedrnn.set_num_threads(1)
+    want = m(x, lengths=lengths)
+    calls = []
+    real = F.quant_forward_pair
+
+    def counted(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(F, "quant_forward_pair", counted)
+    fusedrnn.set_num_threads(2)
+    got = m(x, lengths=lengths)
+    assert len(calls) == 2
+    np.testing.assert_array_equal(got[0], want[0])
+    for a, b in zip(got[1], want[1]):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_torch_bidirectional_runs_pairs_and_matches_torch_nn(torch, frt, monkeypatch,

@@ -1,6 +1,7 @@
 // The entry points module.cc binds: each checks its arguments, allocates its outputs and
 // calls the kernels with the GIL released, in the weights' dtype.  sequence.cc: forward,
-// backward, workspace_size; step.cc: step, cell_call; probes.cc: the ISA probes.
+// backward, their pairs (bindings/pair.h), workspace_size; step.cc: step, cell_call;
+// probes.cc: the ISA probes.
 #pragma once
 
 #include <pybind11/numpy.h>

@@ -101,6 +101,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("quant_forward", &b::quant_forward_call, py::arg("weights"), py::arg("x"), py::arg("h0"),
         py::arg("c0") = py::none(), py::arg("batch_sizes") = py::none(),
         "Inference of one layer-direction with quantized weights: (y, h_n, c_n).");
+  m.def("quant_forward_pair", &b::quant_forward_pair_call, py::arg("weights"), py::arg("x"),
+        py::arg("h0"), py::arg("c0") = py::none(), py::arg("batch_sizes") = py::none(),
+        "quant_forward for both directions of a bidirectional layer, side by side: weights, "
+        "x, h0, c0 pairs; a pair of quant_forward's results.");
   m.def("_quantize_rows", &b::quantize_rows_probe, py::arg("a"),
         "Tests only: the selected ISA's per-row int8 quantizer, (q, scale).");
   m.def("_quant_matmul", &b::quant_matmul_probe, py::arg("a_q"), py::arg("w_q"),

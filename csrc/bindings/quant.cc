@@ -1,6 +1,7 @@
 // The quantized-inference calls: QuantWeights (checks and packs one layer-direction's
-// int8 or 16-bit weights by the kernels of the ISA selected then), quant_forward, and the
-// test probes _quantize_rows, _quant_matmul and _quant_use_vnni (the selected ISA's code).
+// int8 or 16-bit weights by the kernels of the ISA selected then), quant_forward and its
+// pair (bindings/pair.h), and the test probes _quantize_rows, _quant_matmul and
+// _quant_use_vnni (the selected ISA's code).
 #include "bindings/quant.h"
 
 #include <pybind11/numpy.h>
@@ -8,11 +9,13 @@
 
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "bindings/arrays.h"
+#include "bindings/pair.h"
 #include "bindings/rows.h"
 #include "cpu/dispatch.h"
 #include "fusedrnn/cell.h"
@@ -159,11 +162,13 @@ QuantPacked::QuantPacked(const std::string& cell_name, const std::string& mode_s
 
 std::string QuantPacked::mode() const { return mode_name(w_->mode); }
 
-py::tuple quant_forward_call(const QuantPacked& qw, const py::array& x_a, const py::array& h0_a,
-                             const py::object& c0_o, const py::object& batch_sizes) {
+namespace {
+Prepared quant_forward_prepared(const QuantPacked& qw, const py::array& x_a,
+                                const py::array& h0_a, const py::object& c0_o,
+                                const py::object& batch_sizes) {
   const QuantWeights& w = qw.get();
-  Rows rows;
-  const Dims d = dims_for(w.I, w.H, w.P, x_a, batch_sizes, rows);
+  auto rows = std::make_shared<Rows>();  // d's row offsets: kept by the kernel call
+  const Dims d = dims_for(w.I, w.H, w.P, x_a, batch_sizes, *rows);
   const bool packed = !batch_sizes.is_none(), lstm = w.cell == Cell::lstm;
   const int64_t Hr = w.P ? w.P : w.H;
   const float* x = checked_rows<float>(x_a, "x", d, packed, d.I);
@@ -183,18 +188,34 @@ py::tuple quant_forward_call(const QuantPacked& qw, const py::array& x_a, const 
   }
   float* py_ = y.mutable_data();
   float* ph = h_n.mutable_data();
-  QuantStatus st;
-  {
-    // Safe without the GIL: the inputs are kept alive by the caller's references, the
-    // outputs are new arrays no other thread has seen, and `qw` is immutable.
-    py::gil_scoped_release release;
-    st = qw.table().forward(w, d, x, h0, c0, py_, ph, pc_n);
-  }
-  if (st == QuantStatus::non_finite)
-    throw std::invalid_argument(
-        "x, h0 or c0: non-finite values cannot be quantized (int8 mode; or a state overflowed "
-        "to infinity)");
-  return py::make_tuple(y, h_n, c_n);
+  return {py::make_tuple(y, h_n, c_n), [&qw, &w, rows, d, x, h0, c0, py_, ph, pc_n] {
+            if (qw.table().forward(w, d, x, h0, c0, py_, ph, pc_n) == QuantStatus::non_finite)
+              throw std::invalid_argument(
+                  "x, h0 or c0: non-finite values cannot be quantized (int8 mode; or a state "
+                  "overflowed to infinity)");
+          }};
+}
+}  // namespace
+
+py::tuple quant_forward_call(const QuantPacked& qw, const py::array& x, const py::array& h0,
+                             const py::object& c0, const py::object& batch_sizes) {
+  return run(quant_forward_prepared(qw, x, h0, c0, batch_sizes));
+}
+
+py::tuple quant_forward_pair_call(const py::sequence& w, const py::sequence& x,
+                                  const py::sequence& h0, const py::object& c0,
+                                  const py::object& batch_sizes) {
+  const py::sequence c = pair_arg(c0, "c0"), ws = pair_arg(w, "weights");
+  const py::sequence xs = pair_arg(x, "x"), hs = pair_arg(h0, "h0");
+  std::vector<py::object> held;  // what the kernels read, alive until they finish
+  return run_pair([&](int i) {
+    const py::object wi = ws[i], ci = c[i];
+    const py::array xi = array_arg(xs[i], "x"), hi = array_arg(hs[i], "h0");
+    held.insert(held.end(), {wi, ci, xi, hi});
+    return quant_forward_prepared(
+        object_arg<QuantPacked>(wi, "weights", "quantized weights (fusedrnn.functional.quant_pack)"),
+        xi, hi, ci, batch_sizes);
+  });
 }
 
 py::tuple quantize_rows_probe(const py::array& a) {

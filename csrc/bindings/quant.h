@@ -42,6 +42,11 @@ class QuantPacked {
 // (y, h_n, c_n) of one layer-direction, c_n None unless LSTM.
 py::tuple quant_forward_call(const QuantPacked& w, const py::array& x, const py::array& h0,
                              const py::object& c0, const py::object& batch_sizes);
+// Both directions of a bidirectional layer side by side (bindings/pair.h): weights, x,
+// h0, c0 pairs (c0: or None); a pair of quant_forward's results.
+py::tuple quant_forward_pair_call(const py::sequence& w, const py::sequence& x,
+                                  const py::sequence& h0, const py::object& c0,
+                                  const py::object& batch_sizes);
 // Tests: the selected ISA's row quantizer, (q, scale).
 py::tuple quantize_rows_probe(const py::array& a);
 // Tests: the selected ISA's int8 product a_q (M, K) w_q (N, K)^T -> int32 (M, N).

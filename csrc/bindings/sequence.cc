@@ -1,14 +1,13 @@
 // The sequence calls, forward and backward of one layer-direction over a whole sequence
 // (padded (T, B, I) or packed by batch_sizes), and the size of their training workspace:
 // dims_of checks every size the kernels index memory by, then each call checks its
-// arrays and allocates its outputs (a Prepared call) and runs the kernels with the GIL
-// released.  The pair calls run the two directions of a bidirectional layer side by side
-// (parallel_pair).
+// arrays and allocates its outputs (a Prepared call, bindings/pair.h) and runs the
+// kernels with the GIL released.  The pair calls run the two directions of a
+// bidirectional layer side by side.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -17,8 +16,8 @@
 #include "bindings/arrays.h"
 #include "bindings/calls.h"
 #include "bindings/packed.h"
+#include "bindings/pair.h"
 #include "bindings/rows.h"
-#include "cpu/threads.h"
 #include "fusedrnn/cell.h"
 #include "fusedrnn/dims.h"
 #include "fusedrnn/kernels.h"
@@ -32,15 +31,6 @@ Dims dims_of(const PackedWeights& w, const py::array& x, const py::object& batch
              Rows& rows) {
   return dims_for(w.input_size(), w.hidden_size(), w.proj_size(), x, batch_sizes, rows);
 }
-
-// A checked call: its results (arrays allocated, not yet written) and the kernel call
-// that writes them, safe to run without the GIL: the inputs are kept alive by the
-// caller's references, the outputs are new arrays that no other thread has seen, and
-// the packed weights are immutable.
-struct Prepared {
-  py::tuple results;
-  std::function<void()> run;
-};
 
 template <class T>
 Prepared forward_t(const PackedWeights& pw, const py::array& x_a, const py::array& h0_a,
@@ -132,6 +122,10 @@ Prepared backward_t(const PackedWeights& pw, const py::array& x_a, const py::arr
           }};
 }
 
+const PackedWeights& weights_arg(const py::object& v) {
+  return object_arg<PackedWeights>(v, "weights", "packed weights (fusedrnn.functional.pack)");
+}
+
 Prepared forward_prepared(const PackedWeights& w, const py::array& x, const py::array& h0,
                           const py::object& c0, bool train, const py::object& batch_sizes) {
   return w.is_f32() ? forward_t<float>(w, x, h0, c0, train, batch_sizes)
@@ -144,59 +138,6 @@ Prepared backward_prepared(const PackedWeights& w, const py::array& x,
                            const py::object& batch_sizes, bool need_dx) {
   return w.is_f32() ? backward_t<float>(w, x, workspace, dy, dh_n, dc_n, batch_sizes, need_dx)
                     : backward_t<double>(w, x, workspace, dy, dh_n, dc_n, batch_sizes, need_dx);
-}
-
-// An array argument of a pair call (no copy of an array; a list becomes one, as the
-// one-direction calls' arguments do).
-py::array array_arg(const py::handle& v, const char* name) {
-  py::array a = py::array::ensure(v);
-  if (!a) throw py::type_error(std::string(name) + ": expected an array");
-  return a;
-}
-
-const PackedWeights& weights_arg(const py::object& v) {
-  if (!py::isinstance<PackedWeights>(v))
-    throw py::type_error("weights: expected packed weights (fusedrnn.functional.pack), got " +
-                         std::string(py::str(py::type::of(v).attr("__name__"))));
-  return v.cast<const PackedWeights&>();
-}
-
-// A pair argument: a sequence of two; None stands for (None, None).
-py::sequence pair_arg(const py::object& v, const char* name) {
-  if (v.is_none()) return py::make_tuple(py::none(), py::none());
-  if (!py::isinstance<py::sequence>(v) || py::len(v) != 2)
-    throw py::type_error(std::string(name) + ": expected a pair (one per direction)");
-  return v.cast<py::sequence>();
-}
-
-py::tuple run(const Prepared& p) {
-  {
-    py::gil_scoped_release release;
-    p.run();
-  }
-  return p.results;
-}
-
-// Both directions' calls, (results of direction 0, results of direction 1), run side by
-// side.  `prepare(i)` checks and prepares direction i's call; its errors name the
-// direction.
-py::tuple run_pair(const std::function<Prepared(int)>& prepare) {
-  Prepared p[2];
-  for (int i = 0; i < 2; ++i) {
-    const std::string where = "direction " + std::to_string(i) + ": ";
-    try {
-      p[i] = prepare(i);
-    } catch (const py::type_error& e) {
-      throw py::type_error(where + e.what());
-    } catch (const std::invalid_argument& e) {
-      throw std::invalid_argument(where + e.what());
-    }
-  }
-  {
-    py::gil_scoped_release release;
-    parallel_pair(get_num_threads(), [&p](int i) { p[i].run(); });
-  }
-  return py::make_tuple(p[0].results, p[1].results);
 }
 
 }  // namespace

@@ -75,6 +75,12 @@ class Direction:
                                            batch_sizes=self.rows.batch_sizes)
         return self.order(y), h_n, c_n, xd, ws
 
+    def forward_kernels_pair(self, packed, xd, h0, c0, train):
+        """The forward kernels of a pair of directions like this one (forward_pair): a
+        pair of (y, h_n, c_n, workspace), rows in the kernels' order."""
+        return sequence_forward_pair(packed, xd, h0, c0, train=train,
+                                     batch_sizes=self.rows.batch_sizes)
+
     def backward(self, xd, ws, dy, dh_n, dc_n, need_dx=True):
         """sequence_backward's dict for the forward that read xd and left ws; dy and the
         returned dx in the caller's row order."""
@@ -98,9 +104,22 @@ def forward_pair(runs, x, h0, c0, train):
     same x, side by side (functional.sequence_forward_pair): a pair of its results; h0
     a pair, c0 a pair or None."""
     xd = (runs[0].order(x), runs[1].order(x))
-    out = sequence_forward_pair((runs[0].packed, runs[1].packed), xd, h0, c0, train=train,
-                                batch_sizes=runs[0].rows.batch_sizes)
+    out = runs[0].forward_kernels_pair((runs[0].packed, runs[1].packed), xd, h0, c0, train)
     return [(r.order(y), h_n, c_n, xi, ws) for r, xi, (y, h_n, c_n, ws) in zip(runs, xd, out)]
+
+
+def forward_layer_pair(runs, k, x, h0, c0, train, record, sort=None):
+    """forward_pair of layer-directions k and k + 1 (runs: all of a layer's) from states
+    h0[k], h0[k + 1] (c0 likewise, or None), ``sort``-ed first if given (the NumPy layers'
+    Plan.sort); returns [record(j, *Direction.forward's results for j) for j in k, k + 1]."""
+    ks = (k, k + 1)
+
+    def states(s):
+        return tuple(s[j] if sort is None else sort(s[j]) for j in ks)
+
+    outs = forward_pair(runs[k:k + 2], x, states(h0), None if c0 is None else states(c0),
+                        train)
+    return [record(j, *o) for j, o in zip(ks, outs)]
 
 
 def backward_pair(runs, xd, ws, dy, dh_n, dc_n, need_dx=True):

@@ -15,7 +15,8 @@ from . import _core
 
 __all__ = ["CELLS", "as_array", "as_dtype", "pack", "packed_rows", "reverse_rows",
            "sequence_forward", "sequence_backward", "sequence_forward_pair",
-           "sequence_backward_pair", "step", "quant_pack", "quant_forward"]
+           "sequence_backward_pair", "step", "quant_pack", "quant_forward",
+           "quant_forward_pair"]
 
 #: Kernel cell names and their gate counts.
 CELLS = {
@@ -229,6 +230,13 @@ def quant_forward(weights, x, h0, c0=None, *, batch_sizes=None):
     (``batch_sizes``: packed rows).  Returns (y, h_n, c_n); c_n is None except for LSTM.
     int8 weights: a non-finite value in x, h0 or c0 raises ValueError."""
     return _core.quant_forward(weights, x, h0, c0, batch_sizes)
+
+
+def quant_forward_pair(weights, x, h0, c0=None, *, batch_sizes=None):
+    """quant_forward for both directions of a bidirectional layer, side by side on the
+    threads (see sequence_forward_pair): weights, x and h0 pairs, c0 a pair or None.
+    Returns a pair of quant_forward's results, each the same, bit for bit."""
+    return _core.quant_forward_pair(weights, x, h0, c0, batch_sizes)
 
 
 #: quant_forward's compiled function itself, positional (weights, x, h0, c0): the

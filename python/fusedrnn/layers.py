@@ -21,7 +21,8 @@ import numbers
 import numpy as np
 
 from ._module import IncompatibleKeys, Tape, _check_bool, _check_nonlinearity, _Module
-from ._stack import Direction, Plan, backward_pair, check_lengths, forward_pair, run_layers
+from ._stack import (Direction, Plan, backward_pair, check_lengths, forward_layer_pair,
+                     run_layers)
 from .cells import GRUCell, LSTMCell, RNNCell
 from .functional import _to_numpy, as_array, check_size, expect_shape
 
@@ -203,11 +204,7 @@ class _RNNBase(_Module):
         def pair(k, layer_in):  # a bidirectional layer: both directions side by side
             if B == 0:
                 return [direction(k, layer_in), direction(k + 1, layer_in)]
-            ks = (k, k + 1)
-            outs = forward_pair(runs[k:k + 2], layer_in, tuple(plan.sort(h0[j]) for j in ks),
-                                None if c0 is None else tuple(plan.sort(c0[j]) for j in ks),
-                                train)
-            return [record(j, *o) for j, o in zip(ks, outs)]
+            return forward_layer_pair(runs, k, layer_in, h0, c0, train, record, plan.sort)
 
         def dropout(out):
             mask = self._dropout_mask(plan, D * Hr)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import functional as _fn
 from .. import layers as _float
-from .._stack import Direction, Plan, check_lengths, run_layers, split_state
+from .._stack import Direction, Plan, check_lengths, forward_layer_pair, run_layers, split_state
 from ..functional import _to_numpy, as_array, expect_shape
 from ._base import QuantModule
 
@@ -32,6 +32,10 @@ class QuantDirection(Direction):
         y, h_n, c_n = _fn.quant_forward(self.packed, xd, h0, c0,
                                         batch_sizes=self.rows.batch_sizes)
         return self.order(y), h_n, c_n, xd, None
+
+    def forward_kernels_pair(self, packed, xd, h0, c0, train=False):
+        return [r + (None,) for r in _fn.quant_forward_pair(packed, xd, h0, c0,
+                                                            batch_sizes=self.rows.batch_sizes)]
 
 
 def as_input(value, name):
@@ -143,17 +147,25 @@ class _QuantRNNBase(QuantModule):
         h_n = np.empty_like(h0)
         c_n = np.empty_like(c0) if self._is_lstm else None
 
-        def direction(k, layer_in):
-            if B == 0:
-                return np.zeros(layer_in.shape[:-1] + (Hr,), _F32)
-            y, hk, ck, _, _ = runs[k].forward(
-                layer_in, plan.sort(h0[k]), None if c0 is None else plan.sort(c0[k]))
+        def record(k, y, hk, ck, _xd, _ws):  # a layer-direction's results: y returned
             h_n[k] = plan.unsort(hk)
             if c_n is not None:
                 c_n[k] = plan.unsort(ck)
             return y
 
-        out = run_layers(self.num_layers, D, plan.pack(xk), direction, _float._concat)
+        def direction(k, layer_in):
+            if B == 0:
+                return np.zeros(layer_in.shape[:-1] + (Hr,), _F32)
+            return record(k, *runs[k].forward(
+                layer_in, plan.sort(h0[k]), None if c0 is None else plan.sort(c0[k])))
+
+        def pair(k, layer_in):  # a bidirectional layer: both directions side by side
+            if B == 0:
+                return [direction(k, layer_in), direction(k + 1, layer_in)]
+            return forward_layer_pair(runs, k, layer_in, h0, c0, False, record, plan.sort)
+
+        out = run_layers(self.num_layers, D, plan.pack(xk), direction, _float._concat,
+                         pair=pair)
         y = _float._RNNBase._to_layout(plan.unpack(out), layout)
         h_n = h_n.reshape(shapes[0])
         state = (h_n, c_n.reshape(shapes[1])) if self._is_lstm else h_n

@@ -27,7 +27,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from .._stack import PADDED, Rows, forward_pair, run_layers, split_state
+from .._stack import PADDED, Rows, forward_layer_pair, run_layers, split_state
 from ._cell import _CellMixin
 from ._fused import _empty, _Fused
 from ._kernel import _check_tensor, _Kernel, _np, _PairKernel, _role, _Run, kernel_apply
@@ -162,20 +162,17 @@ class _LayerMixin(_Fused):
             h0n = np.zeros(h_shape, npdt) if h0 is None else _np(h0)
             c0n = None if not is_lstm else np.zeros(c_shape, npdt) if c0 is None else _np(c0)
 
-            def direction(k, layer_in):
-                y, h, c, _, _ = runs[k].forward(
-                    layer_in, h0n[k], None if c0n is None else c0n[k], False)
+            def record(k, y, h, c, _xd, _ws):  # a layer-direction's results: y returned
                 hs.append(h)
                 cs.append(c)
                 return y
 
+            def direction(k, layer_in):
+                return record(k, *runs[k].forward(
+                    layer_in, h0n[k], None if c0n is None else c0n[k], False))
+
             def pair(k, layer_in):  # a bidirectional layer: both directions side by side
-                outs = forward_pair(runs[k:k + 2], layer_in, (h0n[k], h0n[k + 1]),
-                                    None if c0n is None else (c0n[k], c0n[k + 1]), False)
-                for _, h, c, _, _ in outs:
-                    hs.append(h)
-                    cs.append(c)
-                return [o[0] for o in outs]
+                return forward_layer_pair(runs, k, layer_in, h0n, c0n, False, record)
 
             output = torch.from_numpy(run_layers(
                 L, D, _np(x), direction, _cat_arrays,

@@ -18,7 +18,7 @@ from torch import nn
 from .. import cells as _fcells
 from .. import layers as _flayers
 from .. import quantized as _q
-from .._stack import PADDED, Rows, run_layers
+from .._stack import PADDED, Rows, forward_layer_pair, run_layers
 from ..quantized.layers import QuantDirection
 from ._kernel import _check_tensor, _np
 from ._modules import GRU as _FrGRU
@@ -185,18 +185,25 @@ class _QuantLayer(_QuantBase):
         runs = [QuantDirection(w, rows, k % D == 1) for k, w in enumerate(self._fr_q._packed)]
         hs, cs = [], []
 
-        def direction(k, layer_in):
-            if B == 0:
-                hs.append(np.zeros((0, Hr), np.float32))
-                cs.append(np.zeros((0, H), np.float32))
-                return np.zeros(layer_in.shape[:-1] + (Hr,), np.float32)
-            y, h, c, _, _ = runs[k].forward(layer_in, h0n[k],
-                                            None if c0n is None else c0n[k])
+        def record(k, y, h, c, _xd, _ws):  # a layer-direction's results: y returned
             hs.append(h)
             cs.append(c)
             return y
 
-        output = torch.from_numpy(run_layers(L, D, xn, direction, _flayers._concat))
+        def direction(k, layer_in):
+            if B == 0:
+                return record(k, np.zeros(layer_in.shape[:-1] + (Hr,), np.float32),
+                              np.zeros((0, Hr), np.float32), np.zeros((0, H), np.float32),
+                              None, None)
+            return record(k, *runs[k].forward(layer_in, h0n[k],
+                                              None if c0n is None else c0n[k]))
+
+        def pair(k, layer_in):  # a bidirectional layer: both directions side by side
+            if B == 0:
+                return [direction(k, layer_in), direction(k + 1, layer_in)]
+            return forward_layer_pair(runs, k, layer_in, h0n, c0n, False, record)
+
+        output = torch.from_numpy(run_layers(L, D, xn, direction, _flayers._concat, pair=pair))
         h_n = torch.from_numpy(np.stack(hs))
         c_n = torch.from_numpy(np.stack(cs)) if is_lstm else None
         return self._fr_output(input, output, h_n, c_n, is_lstm, unbatched)
