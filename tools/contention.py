@@ -2,6 +2,7 @@
 
     PYTHONPATH=python python tools/contention.py                 # idle, then busy
     PYTHONPATH=python python tools/contention.py --load busy --rounds 9
+    PYTHONPATH=python python tools/contention.py --bidirectional   # directions side by side
 
 Times an LSTM forward + backward (T=64, B=32, I=H=256 by default, float32) in two
 worker processes that take turns, round after round: one with
@@ -30,12 +31,12 @@ WORKER = r"""
 import json, sys, time
 import numpy as np
 import fusedrnn
-threads, T, B, I, H = sys.argv[1], *map(int, sys.argv[2:6])
+threads, T, B, I, H, D = sys.argv[1], *map(int, sys.argv[2:7])
 if threads != "default":
     fusedrnn.set_num_threads(int(threads))
-lstm = fusedrnn.LSTM(I, H, seed=0)
+lstm = fusedrnn.LSTM(I, H, seed=0, bidirectional=D == 2)
 x = np.random.default_rng(0).standard_normal((T, B, I)).astype(np.float32)
-dy = np.random.default_rng(1).standard_normal((T, B, H)).astype(np.float32)
+dy = np.random.default_rng(1).standard_normal((T, B, D * H)).astype(np.float32)
 def once():
     y, _, tape = lstm.forward(x, train=True)
     return lstm.backward(tape, dy)[0]
@@ -96,7 +97,7 @@ def summary(times) -> dict:
 
 
 def measure(load: str, args, env) -> dict:
-    shape = (args.T, args.B, args.I, args.H)
+    shape = (args.T, args.B, args.I, args.H, 2 if args.bidirectional else 1)
     busy = start_busy(range(os.cpu_count() or 1)) if load == "busy" else []
     try:
         time.sleep(0.5 if busy else 0)
@@ -126,6 +127,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write the results here too")
     for dim, default in (("T", 64), ("B", 32), ("I", 256), ("H", 256)):
         ap.add_argument(f"-{dim}", type=int, default=default)
+    ap.add_argument("--bidirectional", action="store_true",
+                    help="a bidirectional layer (its directions run side by side)")
     args = ap.parse_args(argv)
     env = dict(os.environ)
     if args.pythonpath:
@@ -135,7 +138,8 @@ def main(argv=None) -> int:
     for load in (["idle", "busy"] if args.load == "both" else [args.load]):
         res = measure(load, args, env)
         results.append(res)
-        print(f"{load}: T={args.T} B={args.B} I={args.I} H={args.H}, forward + backward, "
+        print(f"{load}: T={args.T} B={args.B} I={args.I} H={args.H}"
+              f"{', bidirectional' if args.bidirectional else ''}, forward + backward, "
               f"{res['one']['runs']} runs each, 1-min load average after {res['loadavg']:.2f}")
         for label, key in (("1 thread", "one"), (f"default ({res['default_threads']})", "default")):
             s = res[key]
