@@ -214,6 +214,8 @@ def test_errors_name_the_direction_and_the_argument():
         F.sequence_forward_pair(ws, (xs[0],), h0, c0)
     with pytest.raises(TypeError, match=r"h0: expected a pair"):
         F.sequence_forward_pair(ws, xs, h0[0], c0)
+    with pytest.raises(TypeError, match=r"weights: expected a pair"):
+        F.sequence_forward_pair(3, xs, h0, c0)
     fwd = F.sequence_forward_pair(ws, xs, h0, c0, train=True)
     wss = (fwd[0][3], fwd[1][3])
     with pytest.raises(ValueError, match=r"direction 1: workspace: expected shape"):

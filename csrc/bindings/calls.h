@@ -30,10 +30,10 @@ py::tuple backward_call(const PackedWeights& w, const py::array& x, const py::ar
 // parallel_pair): each argument but train, batch_sizes and need_dx a pair (c0, dh_n,
 // dc_n: or None for both); returns (direction 0's results, direction 1's), each as the
 // one-direction call's.  Errors name the direction.
-py::tuple forward_pair_call(const py::sequence& w, const py::sequence& x, const py::sequence& h0,
+py::tuple forward_pair_call(const py::object& w, const py::object& x, const py::object& h0,
                             const py::object& c0, bool train, const py::object& batch_sizes);
-py::tuple backward_pair_call(const py::sequence& w, const py::sequence& x,
-                             const py::sequence& workspace, const py::sequence& dy,
+py::tuple backward_pair_call(const py::object& w, const py::object& x,
+                             const py::object& workspace, const py::object& dy,
                              const py::object& dh_n, const py::object& dc_n,
                              const py::object& batch_sizes, bool need_dx);
 

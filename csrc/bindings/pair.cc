@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "cpu/threads.h"
 
@@ -41,6 +42,19 @@ py::tuple run_pair(const std::function<Prepared(int)>& prepare) {
     });
   }
   return py::make_tuple(p[0].results, p[1].results);
+}
+
+py::tuple run_forward_pair(const py::object& w, const py::object& x, const py::object& h0,
+                           const py::object& c0, const PrepareForward& prepare) {
+  const py::sequence ws = pair_arg(w, "weights"), xs = pair_arg(x, "x");
+  const py::sequence hs = pair_arg(h0, "h0"), cs = pair_arg(c0, "c0");
+  std::vector<py::object> held;  // what the kernels read, alive until they finish
+  return run_pair([&](int i) {
+    const py::object wi = ws[i], ci = cs[i];
+    const py::array xi = array_arg(xs[i], "x"), hi = array_arg(hs[i], "h0");
+    held.insert(held.end(), {wi, ci, xi, hi});
+    return prepare(wi, xi, hi, ci);
+  });
 }
 
 py::sequence pair_arg(const py::object& v, const char* name) {

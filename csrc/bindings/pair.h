@@ -33,6 +33,14 @@ py::tuple run(const Prepared& p);
 // preparing or running, name the direction ("direction 1: x: ...").
 py::tuple run_pair(const std::function<Prepared(int)>& prepare);
 
+// A forward pair call: run_pair with prepare(weights, x, h0, c0) of each direction, taken
+// from the pairs w, x, h0 and c0 (None for (None, None)) and held alive until the
+// kernels finish.
+using PrepareForward = std::function<Prepared(const py::object& w, const py::array& x,
+                                              const py::array& h0, const py::object& c0)>;
+py::tuple run_forward_pair(const py::object& w, const py::object& x, const py::object& h0,
+                           const py::object& c0, const PrepareForward& prepare);
+
 // A pair call's argument: a sequence of two; None stands for (None, None).
 py::sequence pair_arg(const py::object& v, const char* name);
 

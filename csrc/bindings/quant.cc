@@ -202,16 +202,11 @@ py::tuple quant_forward_call(const QuantPacked& qw, const py::array& x, const py
   return run(quant_forward_prepared(qw, x, h0, c0, batch_sizes));
 }
 
-py::tuple quant_forward_pair_call(const py::sequence& w, const py::sequence& x,
-                                  const py::sequence& h0, const py::object& c0,
+py::tuple quant_forward_pair_call(const py::object& w, const py::object& x,
+                                  const py::object& h0, const py::object& c0,
                                   const py::object& batch_sizes) {
-  const py::sequence c = pair_arg(c0, "c0"), ws = pair_arg(w, "weights");
-  const py::sequence xs = pair_arg(x, "x"), hs = pair_arg(h0, "h0");
-  std::vector<py::object> held;  // what the kernels read, alive until they finish
-  return run_pair([&](int i) {
-    const py::object wi = ws[i], ci = c[i];
-    const py::array xi = array_arg(xs[i], "x"), hi = array_arg(hs[i], "h0");
-    held.insert(held.end(), {wi, ci, xi, hi});
+  return run_forward_pair(w, x, h0, c0, [&](const py::object& wi, const py::array& xi,
+                                             const py::array& hi, const py::object& ci) {
     return quant_forward_prepared(
         object_arg<QuantPacked>(wi, "weights", "quantized weights (fusedrnn.functional.quant_pack)"),
         xi, hi, ci, batch_sizes);

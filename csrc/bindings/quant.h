@@ -44,8 +44,8 @@ py::tuple quant_forward_call(const QuantPacked& w, const py::array& x, const py:
                              const py::object& c0, const py::object& batch_sizes);
 // Both directions of a bidirectional layer side by side (bindings/pair.h): weights, x,
 // h0, c0 pairs (c0: or None); a pair of quant_forward's results.
-py::tuple quant_forward_pair_call(const py::sequence& w, const py::sequence& x,
-                                  const py::sequence& h0, const py::object& c0,
+py::tuple quant_forward_pair_call(const py::object& w, const py::object& x,
+                                  const py::object& h0, const py::object& c0,
                                   const py::object& batch_sizes);
 // Tests: the selected ISA's row quantizer, (q, scale).
 py::tuple quantize_rows_probe(const py::array& a);

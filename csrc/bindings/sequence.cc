@@ -153,21 +153,16 @@ py::tuple backward_call(const PackedWeights& w, const py::array& x, const py::ar
   return run(backward_prepared(w, x, workspace, dy, dh_n, dc_n, batch_sizes, need_dx));
 }
 
-py::tuple forward_pair_call(const py::sequence& w, const py::sequence& x, const py::sequence& h0,
+py::tuple forward_pair_call(const py::object& w, const py::object& x, const py::object& h0,
                             const py::object& c0, bool train, const py::object& batch_sizes) {
-  const py::sequence c = pair_arg(c0, "c0"), ws = pair_arg(w, "weights");
-  const py::sequence xs = pair_arg(x, "x"), hs = pair_arg(h0, "h0");
-  std::vector<py::object> held;  // what the kernels read, alive until they finish
-  return run_pair([&](int i) {
-    const py::object wi = ws[i], ci = c[i];
-    const py::array xi = array_arg(xs[i], "x"), hi = array_arg(hs[i], "h0");
-    held.insert(held.end(), {wi, ci, xi, hi});
+  return run_forward_pair(w, x, h0, c0, [&](const py::object& wi, const py::array& xi,
+                                             const py::array& hi, const py::object& ci) {
     return forward_prepared(weights_arg(wi), xi, hi, ci, train, batch_sizes);
   });
 }
 
-py::tuple backward_pair_call(const py::sequence& w, const py::sequence& x,
-                             const py::sequence& workspace, const py::sequence& dy,
+py::tuple backward_pair_call(const py::object& w, const py::object& x,
+                             const py::object& workspace, const py::object& dy,
                              const py::object& dh_n, const py::object& dc_n,
                              const py::object& batch_sizes, bool need_dx) {
   const py::sequence ws = pair_arg(w, "weights"), xs = pair_arg(x, "x");

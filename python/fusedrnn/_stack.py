@@ -6,8 +6,8 @@ Shared by the NumPy layers (``fusedrnn.LSTM / GRU / RNN``) and the PyTorch drop-
 - ``Rows``: the rows a kernel call reads, a padded batch (T, B, F) or rows packed
   step by step (N, F), and what the reverse direction reads instead;
 - ``Direction``: one layer-direction's forward and backward kernel calls on such rows;
-  ``forward_pair`` and ``backward_pair``: a bidirectional layer's two at once, side by
-  side on the threads;
+  ``forward_pair`` (``forward_layer_pair``: a layer's, from its states) and
+  ``backward_pair``: a bidirectional layer's two at once, side by side on the threads;
 - ``run_layers``: the layer x direction loop (directions of a layer side by side,
   dropout between layers);
 - ``split_state``: the parsing of a state argument (``hx``: a pair for an LSTM);
@@ -135,8 +135,9 @@ def run_layers(num_layers, D, x, direction, concat, dropout=None, pair=None):
     """The layer x direction loop of a stacked layer, in torch's order.
 
     ``direction(k, layer_input)`` runs layer-direction k = layer * D + d and returns its
-    output, rows in the input's order; ``pair(k, layer_input)``, if given, runs a
-    bidirectional layer's k and k + 1 at once and returns their two outputs;
+    output, rows in the input's order; ``pair(k, layer_input)`` (needed when D = 2) runs
+    a bidirectional layer's k and k + 1 at once (forward_layer_pair) and returns their
+    two outputs;
     ``concat(outputs)`` joins a layer's D outputs on the feature axis (forward
     direction first); ``dropout(output)``, if given, is applied to the output of every
     layer but the last.  Returns the last layer's output.
@@ -145,11 +146,7 @@ def run_layers(num_layers, D, x, direction, concat, dropout=None, pair=None):
     last = num_layers - 1
     for layer in range(num_layers):
         k = layer * D
-        if D == 1:
-            out = direction(k, inp)
-        else:
-            out = concat(pair(k, inp) if pair is not None else
-                         [direction(k, inp), direction(k + 1, inp)])
+        out = direction(k, inp) if D == 1 else concat(pair(k, inp))
         if dropout is not None and layer < last:
             out = dropout(out)
         inp = out
