@@ -62,7 +62,7 @@ def test_openvino_only_when_asked_for(torch):
 
 # ------------------------------------------------------------------ the peer's results
 @pytest.mark.parametrize("kind,row", [(k, r) for r in ("S4", "cell") for k in ("lstm", "gru", "rnn")]
-                         + [("lstm", "L2bi")])
+                         + [(k, "L2bi") for k in ("lstm", "gru", "rnn")])
 def test_openvino_peer_agrees_with_ours(kind, row, openvino):
     shape = _shape(row)
     from fusedrnn.bench import peer_openvino

@@ -231,13 +231,13 @@ def test_bench_without_torch_shows_the_dropin_as_missing(tmp_path):
     assert set(line.split()[-3].split("/")[2:4]) <= {"-", "\u2014"}, line
 
 
-# The two LSTM rows beyond one plain layer, at T = 20 (--quick): L2bi (2 layers,
+# The two rows beyond one plain layer, at T = 20 (--quick): L2bi (2 layers,
 # bidirectional; ORT: one operator per layer from convert.to_onnx) and len (variable
-# lengths; torch packed and padded, ORT with sequence_lens), both modes.
+# lengths; torch packed and padded, ORT with sequence_lens), both modes, every kind.
 @pytest.fixture(scope="module")
 def rows_run(tmp_path_factory):
     path = tmp_path_factory.mktemp("rows") / "bench.json"
-    r = run_cli("bench", "--quick", "--kinds", "lstm", "--rows", "L2bi,len", "--min-runs", "1",
+    r = run_cli("bench", "--quick", "--rows", "L2bi,len", "--min-runs", "1",
                 "--max-runs", "1", "--budget", "0.01", "--json", str(path), "--wide")
     assert r.returncode == 0, r.stdout + r.stderr
     return r, json.loads(path.read_text())
@@ -245,10 +245,11 @@ def rows_run(tmp_path_factory):
 
 def test_bench_layers_and_lengths_rows_check_every_peer(rows_run, torch, onnxruntime):
     r, doc = rows_run
-    rows = {(x["row"], x["mode"]): x for x in doc["results"]}
-    assert sorted(rows) == [("L2bi", "inference"), ("L2bi", "training"),
-                            ("len", "inference"), ("len", "training")], sorted(rows)
-    for (row, mode), x in rows.items():
+    assert sorted((x["kind"], x["row"], x["mode"]) for x in doc["results"]) == sorted(
+        (k, row, m) for k in ("lstm", "gru", "rnn") for row in ("L2bi", "len")
+        for m in ("inference", "training"))
+    for x in doc["results"]:
+        row, mode = x["row"], x["mode"]
         want = {"ours", "reference", "torch", "dropin"}  # the drop-in: packed, 2 layers
         if mode == "inference":
             want.add("ort")
@@ -259,16 +260,17 @@ def test_bench_layers_and_lengths_rows_check_every_peer(rows_run, torch, onnxrun
         for peer in want - {"ours", "reference"}:
             p = x["peers"][peer]
             assert p["rel_error_vs_ours"] < 1e-4 and p["median_s"] > 0, (row, mode, peer)
-    assert rows["L2bi", "inference"]["num_layers"] == 2
-    assert rows["L2bi", "inference"]["bidirectional"] is True
+    rows = {(x["kind"], x["row"], x["mode"]): x for x in doc["results"]}
+    assert rows["gru", "L2bi", "inference"]["num_layers"] == 2
+    assert rows["rnn", "L2bi", "inference"]["bidirectional"] is True
     lines = [line for line in r.stdout.splitlines() if re.search(r"\sok \d", line)]
-    assert len(lines) == 4 and not any("!" in line for line in lines), r.stdout
+    assert len(lines) == 12 and not any("!" in line for line in lines), r.stdout
     assert "tpad ms" in r.stdout and "sum(lengths)" in r.stdout
 
 
 def test_bench_rows_flops_count_layers_directions_and_valid_steps(rows_run):
     _, doc = rows_run
-    rows = {(x["row"], x["mode"]): x for x in doc["results"]}
+    rows = {(x["row"], x["mode"]): x for x in doc["results"] if x["kind"] == "lstm"}
     x = rows["L2bi", "inference"]
     T, B, H = x["T"], x["B"], x["H"]
     assert T == 20 and x["I"] == H  # --quick cuts T
@@ -284,14 +286,13 @@ def test_bench_rows_flops_count_layers_directions_and_valid_steps(rows_run):
     assert rows["len", "training"]["flops"] == 3 * x["flops"]
 
 
-def test_bench_grid_has_the_lstm_rows():
+def test_bench_grid_has_the_layers_and_lengths_rows_for_every_kind():
     from fusedrnn import bench
 
     full = [(k.name, s.name, m) for k, s, m in bench.grid()]
     for row in ("L2bi", "len"):
-        assert [(k, m) for k, r, m in full if r == row] == [("lstm", "inference"),
-                                                             ("lstm", "training")]
-    assert bench.grid(kinds=["gru"], rows=["L2bi", "len"]) == []
+        assert [(k, m) for k, r, m in full if r == row] == [
+            (k, m) for k in ("lstm", "gru", "rnn") for m in ("inference", "training")]
     quick = {s.name: s for _, s, _ in bench.grid(kinds=["lstm"], quick=True)}
     assert quick["L2bi"].T == quick["len"].T == bench.QUICK_T
     s = {s.name: s for s in bench.ROWS}

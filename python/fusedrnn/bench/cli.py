@@ -78,8 +78,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    f"{','.join(QUICK_ROW_NAMES)} unless --rows, short time budget")
     p.add_argument("--kinds", type=names(list(KINDS)), help="e.g. lstm,gru (default: all)")
     p.add_argument("--rows", type=names([s.name for s in ROWS]),
-                   help="e.g. S1,S2,cell; L2bi (2-layer bidirectional) and len (variable "
-                   "lengths) are LSTM rows (default: all)")
+                   help="e.g. S1,S2,cell; L2bi (2-layer bidirectional), len (variable "
+                   "lengths) (default: all)")
     p.add_argument("--modes", type=names(list(MODES)), help="inference,training (default: both)")
     p.add_argument("--quant", type=names(list(DTYPES)), nargs="?", const=list(DTYPES),
                    metavar="DTYPE[,DTYPE...]",

@@ -19,7 +19,6 @@ class Shape:
     """One row of the grid: T steps, batch B, input size I, hidden size H; optionally
     several layers, both directions, and variable lengths (`ragged`).
 
-    kinds: the kinds the row is run for (None: every kind).
     ragged: sequence b has length lengths()[b], spread evenly over T/10 .. T and shuffled
     (torch's packed-sequence semantics); the FLOPs count only those valid steps.
     """
@@ -32,7 +31,6 @@ class Shape:
     num_layers: int = 1
     bidirectional: bool = False
     ragged: bool = False
-    kinds: tuple = None
 
     @property
     def is_cell(self) -> bool:
@@ -73,14 +71,11 @@ class Shape:
             lengths = self.lengths()
             out += (f" lengths {lengths.min()}..{lengths.max()} unsorted, FLOPs over "
                     f"sum(lengths)={self.steps()} of T*B={self.T * self.B}")
-        if self.kinds:
-            out += f" ({'/'.join(self.kinds)} only)"
         return out
 
 
 #: The rows S1..S4 (docs/benchmarks.md, "The grid"), the one-step cell latency row, then
-#: two LSTM rows: a 2-layer bidirectional network and variable lengths (packed sequences in
-#: torch).
+#: a 2-layer bidirectional network and variable lengths (packed sequences in torch).
 ROWS = (
     Shape("S1", 100, 1, 256, 256),  # streaming
     Shape("S2", 100, 8, 512, 512),
@@ -88,8 +83,8 @@ ROWS = (
     Shape("S4", 200, 32, 128, 128),  # small hidden
     Shape("cell", 1, 1, 128, 128),  # one-step latency, per call
     Shape("cell256", 1, 1, 256, 256),  # the same at H = 256 (a generation loop's cell)
-    Shape("L2bi", 100, 16, 256, 256, num_layers=2, bidirectional=True, kinds=("lstm",)),
-    Shape("len", 200, 32, 256, 256, ragged=True, kinds=("lstm",)),  # lengths 20..200
+    Shape("L2bi", 100, 16, 256, 256, num_layers=2, bidirectional=True),
+    Shape("len", 200, 32, 256, 256, ragged=True),  # lengths 20..200
 )
 
 #: The quick subset (seconds): these rows by default, and T cut to QUICK_T.
@@ -149,14 +144,11 @@ def shapes(rows=None, quick=False):
 def grid(kinds=None, rows=None, modes=None, quick=False):
     """The (kind, shape, mode) triples to run, in table order.
 
-    kinds / rows / modes: iterables of names (None: all; rows see `shapes`).  A row with
-    `kinds` (L2bi, len: LSTM) is run for those kinds only.
+    kinds / rows / modes: iterables of names (None: all; rows see `shapes`).
     """
     out = []
     for k in kinds or KINDS:
         for s in shapes(rows, quick):
-            if s.kinds and k not in s.kinds:
-                continue
             for m in modes or MODES:
                 out.append((KINDS[k], s, m))
     return out
