@@ -11,7 +11,9 @@
 //
 // SIMDe 0.8.2 lacks some intrinsics the kernels use; they are defined here.  The
 // reciprocal estimate is a model of the hardware's, not SIMDe's exact division (see
-// fusedrnn_emu_rcp14 below), so the Newton steps after it are exercised as on a real CPU.
+// fusedrnn_emu_rcp14 below), so the Newton steps after it are exercised as on a real CPU;
+// SIMDe's vscalefps is replaced by a model too (fusedrnn_emu_scalef: SIMDe's differs at
+// the range's ends).
 #pragma once
 
 #if defined(__AVX512F__)
@@ -27,6 +29,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 // VRCP14PS's reciprocal estimate, modelled lane by lane.  The hardware promises a
 // relative error below 2^-14 and nothing more (its exact bits come from a table we do
@@ -59,12 +62,40 @@ static inline simde__m512 fusedrnn_emu_mm512_maskz_rcp14_ps(simde__mmask16 k, si
   return simde__m512_from_private(r);
 }
 
+// VSCALEFPS, a * 2^floor(b), modelled lane by lane: SIMDe 0.8.2 multiplies by
+// exp2(floor(b)), which is 0 below 2^-149 and inf at 2^128, so a result near either end
+// of the float range would differ from the hardware's one rounding of the exact product.
+// Here the product is exact in double (|floor(b)| clamped to 300: beyond, every nonzero
+// float a saturates either way) and rounded once to float (gradual underflow, overflow to
+// inf).  Special cases as in the Intel SDM with DAZ clear: NaN in -> quiet NaN out;
+// b = +inf: 0 * 2^inf is NaN, else a * inf; b = -inf: inf * 2^-inf is NaN, else a * 0.
+static inline float fusedrnn_emu_scalef(float a, float b) {
+  if (std::isnan(a) || std::isnan(b)) return a + b;
+  if (std::isinf(b)) {
+    if (b > 0) return a == 0.0f ? std::numeric_limits<float>::quiet_NaN() : a * b;
+    return std::isinf(a) ? std::numeric_limits<float>::quiet_NaN() : a * 0.0f;
+  }
+  const double n = std::fmin(std::fmax(std::floor(static_cast<double>(b)), -300.0), 300.0);
+  return static_cast<float>(static_cast<double>(a) * std::ldexp(1.0, static_cast<int>(n)));
+}
+
+static inline simde__m512 fusedrnn_emu_mm512_maskz_scalef_ps(simde__mmask16 k, simde__m512 a,
+                                                             simde__m512 b) {
+  simde__m512_private r = simde__m512_to_private(simde_mm512_setzero_ps());
+  const simde__m512_private x = simde__m512_to_private(a), y = simde__m512_to_private(b);
+  for (int i = 0; i < 16; ++i)
+    if ((k >> i) & 1) r.f32[i] = fusedrnn_emu_scalef(x.f32[i], y.f32[i]);
+  return simde__m512_from_private(r);
+}
+
 static inline float fusedrnn_emu_mm512_cvtss_f32(simde__m512 a) {
   return simde_mm_cvtss_f32(simde_mm512_castps512_ps128(a));
 }
 
 #undef _mm512_maskz_rcp14_ps
 #define _mm512_maskz_rcp14_ps(k, a) fusedrnn_emu_mm512_maskz_rcp14_ps((k), (a))
+#undef _mm512_maskz_scalef_ps
+#define _mm512_maskz_scalef_ps(k, a, b) fusedrnn_emu_mm512_maskz_scalef_ps((k), (a), (b))
 #undef _mm512_cvtss_f32
 #define _mm512_cvtss_f32(a) fusedrnn_emu_mm512_cvtss_f32((a))
 // The shifts take an immediate, hence macros (as in SIMDe and GCC's own headers).

@@ -21,6 +21,10 @@
 //                               1.5 * 2^-12
 //   I as_int(F), F as_float(I)  bit casts
 //   I iadd(I, I), isub(I, I), sra1(i) = i >> 1 (arithmetic), shl23(i) = i << 23
+//   kScalef                     true: F scalef(p, n) = p * 2^n for an integral float n,
+//                               rounded once (gradual underflow, overflow to inf), one
+//                               instruction (AVX-512's vscalefps); false: exp scales
+//                               by 2^n with the integer operations above
 //
 // Included at file scope by the per-ISA vector headers; everything here lives in
 // fusedrnn::FUSEDRNN_ISA::math, private to that ISA's translation unit.
@@ -99,6 +103,7 @@ inline typename O::F exp(typename O::F x) {
   q = O::fma(q, r, O::set1(kExpQ0));
   // r + r^2 Q(r) is small next to 1: adding the 1 last keeps its rounding error there.
   const F p = O::add(O::fma(q, O::mul(r, r), r), O::set1(1.0f));
+  if constexpr (O::kScalef) return O::scalef(p, n);  // the same one rounding, one op
   const I ni = O::isub(O::as_int(t), O::as_int(shift));  // n as an integer
   const I n1 = O::sra1(ni);
   const I n2 = O::isub(ni, n1);

@@ -23,6 +23,7 @@ struct MathOps {
   using F = __m256;
   using I = __m256i;
   static constexpr bool kDivide = false;  // rcp and FMA steps instead
+  static constexpr bool kScalef = false;  // exp scales by 2^n with integer ops
   static F set1(float x) { return _mm256_set1_ps(x); }
   static I iset1(int32_t x) { return _mm256_set1_epi32(x); }
   static F add(F a, F b) { return _mm256_add_ps(a, b); }

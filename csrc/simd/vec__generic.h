@@ -39,6 +39,7 @@ struct MathOps {
   typedef int32_t I __attribute__((vector_size(16)));
   typedef uint32_t U __attribute__((vector_size(16)));
   static constexpr bool kDivide = true;
+  static constexpr bool kScalef = false;  // exp scales by 2^n with integer ops
   static F set1(float x) { return F{x, x, x, x}; }
   static I iset1(int32_t x) { return I{x, x, x, x}; }
   static F add(F a, F b) { return a + b; }
