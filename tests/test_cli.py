@@ -521,3 +521,48 @@ def test_demo_says_what_it_trains_and_where_its_code_is():
         assert f.read().splitlines()[int(path[2]) - 1].startswith("def demo("), path[0]
     h = run_cli("demo", "--help")
     assert h.returncode == 0 and "The echo task" in h.stdout and "Its code:" in h.stdout
+
+
+def run_targets(path):
+    tool = os.path.join(os.path.dirname(__file__), os.pardir, "tools", "targets.py")
+    r = subprocess.run([sys.executable, tool, str(path)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    return [line.split() for line in r.stdout.splitlines()[1:]]
+
+
+def test_targets_tool_reads_the_benchmark_json(rows_run, tmp_path, torch, onnxruntime):
+    """tools/targets.py on a real run: one line per result, the fastest of the named peers
+    (torch.nn alone in training), ratios and targets as the docs state them."""
+    _, doc = rows_run
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(doc))
+    got = {(p[0], p[1], p[2]): p for p in run_targets(path)}
+    assert len(got) == len(doc["results"])
+    for x in doc["results"]:
+        p = got[x["kind"], x["row"], x["mode"]]
+        named = {k: v["median_s"] for k, v in x["peers"].items()
+                 if k in (("torch",) if x["mode"] == "training" else ("torch", "ort", "openvino"))}
+        best = min(named, key=named.get)
+        assert p[6] == {"torch": "torch", "ort": "ORT", "openvino": "OV"}[best]
+        assert float(p[9]) == pytest.approx(named[best] / x["peers"]["ours"]["median_s"], abs=0.006)
+        goal = 1.10 if x["mode"] == "inference" else (1.2 if x["kind"] == "lstm" else 1.5)
+        assert float(p[10]) == goal and p[12] == ("yes" if float(p[9]) >= goal else "no")
+
+
+def test_targets_tool_arithmetic(tmp_path):
+    """A made-up run: 2 threads at 100 GFLOP/s a core, 2 GFLOP in 10 ms is 100% of the
+    peak; ONNX Runtime (11.1 ms) is the fastest peer, 1.11x: met, needing 99.1%; in
+    training torch.nn alone counts, 1.2x of a 1.5x target: short, needing 125%."""
+    peer = lambda s: {"median_s": s}  # noqa: E731
+    result = {"kind": "gru", "row": "S2", "mode": "inference", "threads": {"ours": 2},
+              "flops": 2e9, "peers": {"ours": peer(0.010), "reference": peer(0.001),
+                                      "torch": peer(0.012), "ort": peer(0.0111)}}
+    train = dict(result, mode="training", peers={"ours": peer(0.010), "torch": peer(0.012)})
+    path = tmp_path / "made_up.json"
+    path.write_text(json.dumps({"fma_peak_gflops": 100.0, "results": [result, train]}))
+    inf, trn = run_targets(path)
+    assert inf == ["gru", "S2", "inference", "2", "10.00", "100.0", "ORT", "11.10", "90.1",
+                   "1.11", "1.10", "99.1", "yes"]
+    assert trn == ["gru", "S2", "training", "2", "10.00", "100.0", "torch", "12.00", "83.3",
+                   "1.20", "1.50", "125.0", "no"]
