@@ -85,7 +85,8 @@ constexpr float kExpMax = 89.0f;
 
 // e^x.  x = n ln2 + r with n = round(x log2 e), |r| <= ln2 / 2; e^r by a polynomial;
 // then e^x = (e^r * 2^(n >> 1)) * 2^(n - (n >> 1)): the first product is exact, and the
-// second rounds once, into the subnormals or to infinity where the result goes there.
+// second rounds once, into the subnormals or to infinity where the result goes there
+// (with kScalef, one vscalefps gives that same rounding of e^r * 2^n).
 template <class O>
 inline typename O::F exp(typename O::F x) {
   using F = typename O::F;
@@ -103,14 +104,17 @@ inline typename O::F exp(typename O::F x) {
   q = O::fma(q, r, O::set1(kExpQ0));
   // r + r^2 Q(r) is small next to 1: adding the 1 last keeps its rounding error there.
   const F p = O::add(O::fma(q, O::mul(r, r), r), O::set1(1.0f));
-  if constexpr (O::kScalef) return O::scalef(p, n);  // the same one rounding, one op
-  const I ni = O::isub(O::as_int(t), O::as_int(shift));  // n as an integer
-  const I n1 = O::sra1(ni);
-  const I n2 = O::isub(ni, n1);
-  const I bias = O::iset1(127);
-  const F s1 = O::as_float(O::shl23(O::iadd(n1, bias)));  // 2^n1, n1 in [-80, 64]
-  const F s2 = O::as_float(O::shl23(O::iadd(n2, bias)));  // 2^n2, n2 in [-79, 64]
-  return O::mul(O::mul(p, s1), s2);
+  if constexpr (O::kScalef) {
+    return O::scalef(p, n);  // p * 2^n rounded once, as below, in one instruction
+  } else {
+    const I ni = O::isub(O::as_int(t), O::as_int(shift));  // n as an integer
+    const I n1 = O::sra1(ni);
+    const I n2 = O::isub(ni, n1);
+    const I bias = O::iset1(127);
+    const F s1 = O::as_float(O::shl23(O::iadd(n1, bias)));  // 2^n1, n1 in [-80, 64]
+    const F s2 = O::as_float(O::shl23(O::iadd(n2, bias)));  // 2^n2, n2 in [-79, 64]
+    return O::mul(O::mul(p, s1), s2);
+  }
 }
 
 // a / (d + d_lo) for d in [1, 2], |d_lo| <= ulp(d) / 2 and a in [0, 1].
