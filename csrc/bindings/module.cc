@@ -10,6 +10,7 @@
 // reason it is safe next to it.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <string>
 
@@ -125,6 +126,17 @@ PYBIND11_MODULE(_core, m) {
         py::arg("regions"),
         "Tests only: the largest of `regions` parallel regions asked for n threads while "
         "another thread keeps changing the thread count (1 .. n + 1).");
+  m.def("_host_openmp", &fusedrnn::set_host_openmp, py::arg("on"),
+        "This thread's host OpenMP scope on or off (threads.h, \"Host OpenMP\"): while on, "
+        "parallel regions run on an OpenMP runtime already loaded (torch's), if any. "
+        "Returns the previous scope.");
+  m.def("_host_openmp_available", &fusedrnn::host_openmp_available,
+        "Whether a GNU OpenMP runtime is loaded that the host scope can use.");
+  m.def("_host_openmp_regions", &fusedrnn::host_openmp_regions,
+        "Tests only: regions run on the host OpenMP runtime so far.");
+  m.def("_host_openmp_probe", &fusedrnn::host_openmp_probe, py::arg("n"),
+        "Tests only: omp_get_thread_num() on each rank of a parallel(n) region run with "
+        "this thread's scope as it is (-1 without a runtime).");
   m.def("_adaptive_threads", &b::adaptive_threads_dict,
         "The contention policy's state: adaptive, cap, probe_interval_ms, stalls, shrinks, "
         "probes, probes_failed, last_region_final.");

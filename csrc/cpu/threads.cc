@@ -14,6 +14,7 @@
 #include <sched.h>
 #endif
 
+#include "cpu/host_openmp.h"
 #include "cpu/team.h"
 
 namespace fusedrnn {
@@ -132,6 +133,11 @@ void parallel(int n, const std::function<void(ThreadCtx&)>& fn) {
   }
   if (t_group) {  // a pair's half: its own threads, a count given (not adapted)
     t_last_region_threads = t_group->run(want, fn, false).ran;
+    return;
+  }
+  int ran = 1;
+  if (!t_in_region && host_openmp_run(want, fn, ran)) {  // the host runtime's threads
+    t_last_region_threads = ran;
     return;
   }
   Team& t = team();

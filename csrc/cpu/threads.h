@@ -26,6 +26,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 namespace fusedrnn {
 
@@ -77,6 +78,23 @@ void parallel(int n, const std::function<void(ThreadCtx&)>& fn);
 // depend on their thread count).  An exception from a job is rethrown here after both
 // halves finish.
 void parallel_pair(int n, const std::function<void(int)>& job);
+
+// Host OpenMP.  In a process where another library runs its operations on GNU OpenMP
+// (torch's CPU builds), that runtime's idle threads poll for milliseconds after each
+// operation and hold the cores a region started then would need.  While the calling
+// thread's scope is on, parallel() (and so parallel_pair) runs its regions on that
+// runtime's threads instead of the team's own workers: the same work split, the same
+// results bit for bit, a count given (not adapted).  Linux only, a runtime already
+// loaded (never loaded by fusedrnn itself); elsewhere, and in ThreadSanitizer builds,
+// the scope changes nothing.  Returns the calling thread's previous scope.
+// (csrc/cpu/host_openmp.cc has the mechanism; the fusedrnn.torch modules use it.)
+bool set_host_openmp(bool on);
+// Whether a runtime was found (resolved at the first call of either function).
+bool host_openmp_available();
+// Tests only: regions run on a host runtime so far; and, for a parallel(n) region run
+// with the caller's scope as it is, each rank's omp_get_thread_num() (-1 with no runtime).
+int64_t host_openmp_regions();
+std::vector<int> host_openmp_probe(int n);
 
 // [begin, end) of `n` items for thread `rank` of `size`, in contiguous blocks: the
 // static split every kernel uses (integer code only, so the copies that ISA-flagged

@@ -10,9 +10,13 @@ arrays they wrote (``torch.from_numpy``).
 
 from __future__ import annotations
 
+import functools
+import os
+
 import numpy as np
 import torch
 
+from .. import _core
 from .._stack import Direction, backward_pair, forward_pair
 
 _from_numpy = torch.from_numpy
@@ -25,6 +29,37 @@ _DOUBLE_BACKWARD = (
     "through fusedrnn.torch modules is not supported: the fused kernels compute first "
     "derivatives only.  Use torch.nn.{name} where second derivatives are needed."
 )
+
+
+def _torch_openmp_setting() -> bool:
+    """FUSEDRNN_TORCH_OPENMP: "1" (the default) or "0"; anything else fails the import."""
+    value = os.environ.get("FUSEDRNN_TORCH_OPENMP", "1").strip()
+    if value not in ("0", "1"):
+        raise ValueError(f"FUSEDRNN_TORCH_OPENMP: expected 0 or 1, got {value!r}")
+    return value == "1"
+
+
+#: Whether the drop-ins' kernel calls run their parallel regions on torch's OpenMP
+#: threads (docs/pytorch.md, "Threads"): those threads poll for milliseconds after each
+#: torch operation, and a region of fusedrnn's own workers started then would fight them
+#: for the cores.  Where torch's runtime is not GNU OpenMP (or not on Linux) it changes
+#: nothing.
+TORCH_OPENMP = _torch_openmp_setting()
+_host_openmp = _core._host_openmp
+
+
+def on_torch_threads(fn):
+    """fn with the calling thread's host OpenMP scope set to TORCH_OPENMP meanwhile."""
+
+    @functools.wraps(fn)
+    def scoped(*args, **kwargs):
+        before = _host_openmp(TORCH_OPENMP)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _host_openmp(before)
+
+    return scoped
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -163,6 +198,7 @@ class _Kernel(torch.autograd.Function):
         return tuple(outs)
 
     @staticmethod
+    @on_torch_threads
     def backward(ctx, *grads):
         run = ctx.run
         if _is_grad_enabled():
@@ -207,6 +243,7 @@ class _PairKernel(torch.autograd.Function):
         return tuple(runs[0].outputs(*res[0][:3]) + runs[1].outputs(*res[1][:3]))
 
     @staticmethod
+    @on_torch_threads
     def backward(ctx, *grads):
         runs = ctx.runs
         if _is_grad_enabled():

@@ -30,7 +30,8 @@ from torch.nn.utils.rnn import PackedSequence
 from .._stack import PADDED, Rows, forward_layer_pair, run_layers, split_state
 from ._cell import _CellMixin
 from ._fused import _empty, _Fused
-from ._kernel import _check_tensor, _Kernel, _np, _PairKernel, _role, _Run, kernel_apply
+from ._kernel import (_check_tensor, _Kernel, _np, _PairKernel, _role, _Run, kernel_apply,
+                      on_torch_threads)
 from ._plan import Plan, cacheable
 
 _is_grad_enabled = torch.is_grad_enabled
@@ -113,6 +114,7 @@ class _LayerMixin(_Fused):
                                         c_shape)
         return self._fr_output(input, output, h_n, c_n, is_lstm, unbatched)
 
+    @on_torch_threads
     def _fr_run(self, runs, x, h0, c0, params, dtype, is_lstm, h_shape, c_shape,
                 apply=_Kernel.apply):
         """The layer x direction loop on checked tensors: (output, h_n, c_n or None).

@@ -20,7 +20,7 @@ from .. import layers as _flayers
 from .. import quantized as _q
 from .._stack import PADDED, Rows, forward_layer_pair, run_layers
 from ..quantized.layers import QuantDirection
-from ._kernel import _check_tensor, _np
+from ._kernel import _check_tensor, _np, on_torch_threads
 from ._modules import GRU as _FrGRU
 from ._modules import LSTM as _FrLSTM
 from ._modules import RNN as _FrRNN
@@ -158,6 +158,7 @@ class _QuantLayer(_QuantBase):
             s += f", proj_size={self.proj_size}"
         return s + f", dtype={self.dtype}"
 
+    @on_torch_threads
     def forward(self, input, hx=None):  # noqa: A002 -- torch.nn's argument name
         owner = self._get_name()
         is_lstm = self.mode == "LSTM"
