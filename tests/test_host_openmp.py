@@ -147,6 +147,26 @@ def test_the_drop_in_runs_its_kernels_in_scope(host, frt, torch, bidirectional):
     assert _core._host_openmp_regions() > forward
 
 
+def test_the_quantized_drop_in_runs_its_kernels_in_scope(host, frt, torch):
+    model = frt.quantize_dynamic(torch.nn.Sequential(torch.nn.GRU(32, 64, bidirectional=True)))
+    x = torch.randn(30, 8, 32)
+    before = _core._host_openmp_regions()
+    with torch.no_grad():
+        y_on = model(x)[0]
+    assert _core._host_openmp_regions() > before
+    assert _core._host_openmp(False) is False  # restored
+    import fusedrnn.torch._kernel as kernel
+    setting, kernel.TORCH_OPENMP = kernel.TORCH_OPENMP, False  # as FUSEDRNN_TORCH_OPENMP=0
+    try:
+        before = _core._host_openmp_regions()
+        with torch.no_grad():
+            y_off = model(x)[0]
+        assert _core._host_openmp_regions() == before
+    finally:
+        kernel.TORCH_OPENMP = setting
+    assert torch.equal(y_on, y_off)
+
+
 def run_python(code, **env):
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, env=dict(os.environ, **env))
