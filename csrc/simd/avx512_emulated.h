@@ -98,15 +98,12 @@ static inline float fusedrnn_emu_mm512_cvtss_f32(simde__m512 a) {
 #define _mm512_maskz_scalef_ps(k, a, b) fusedrnn_emu_mm512_maskz_scalef_ps((k), (a), (b))
 #undef _mm512_cvtss_f32
 #define _mm512_cvtss_f32(a) fusedrnn_emu_mm512_cvtss_f32((a))
-// The shifts take an immediate, hence macros (as in SIMDe and GCC's own headers).
-#undef _mm512_maskz_srai_epi32
-#define _mm512_maskz_srai_epi32(k, a, imm) \
-  simde_mm512_maskz_mov_epi32((k), simde_mm512_srai_epi32((a), (imm)))
+
+// ... and the ones the quantized kernels (quant/tile-inl.h, quant/tile16-inl.h) use.  The
+// shifts take an immediate, hence macros (as in SIMDe and GCC's own headers).
 #undef _mm512_maskz_slli_epi32
 #define _mm512_maskz_slli_epi32(k, a, imm) \
   simde_mm512_maskz_mov_epi32((k), simde_mm512_slli_epi32((a), (imm)))
-
-// ... and the ones the quantized kernels (quant/tile-inl.h, quant/tile16-inl.h) use.
 #undef _mm512_maskz_srli_epi64
 #define _mm512_maskz_srli_epi64(k, a, imm) \
   simde_mm512_maskz_mov_epi64((k), simde_mm512_srli_epi64((a), (imm)))

@@ -5,10 +5,11 @@
 // NaN out.  With a fused multiply-add (the SIMD ISAs), no full-precision division: a
 // reciprocal estimate, a Newton step and an FMA residual correction.
 //
-// Ops (all static; F: the float vector, I: the int32 vector of the same width):
+// Ops (all static; F: the float vector, and where !kScalef I: the int32 vector of the
+// same width):
 //   kDivide                     true: quotients by div (portable code, where the FMA
 //                               may not be fused); false: by rcp and FMA steps
-//   F set1(float)               I iset1(int32_t)
+//   F set1(float)
 //   F add(F, F), sub(F, F), mul(F, F), and div(F, F) where kDivide
 //   F fma(a, b, c)  = a * b + c  rounded once where !kDivide (a true fused multiply-add:
 //   F fnma(a, b, c) = c - a * b  the residuals below rely on it); where kDivide these may
@@ -19,12 +20,12 @@
 //   F if_less(x, y, a, b)       per lane: x < y ? a : b (false, so b, if either is NaN)
 //   F rcp(d)                    where !kDivide: a reciprocal estimate, |rel. error| <=
 //                               1.5 * 2^-12
-//   I as_int(F), F as_float(I)  bit casts
-//   I iadd(I, I), isub(I, I), sra1(i) = i >> 1 (arithmetic), shl23(i) = i << 23
 //   kScalef                     true: F scalef(p, n) = p * 2^n for an integral float n,
 //                               rounded once (gradual underflow, overflow to inf), one
 //                               instruction (AVX-512's vscalefps); false: exp scales
-//                               by 2^n with the integer operations above
+//                               by 2^n with these integer operations:
+//   I iset1(int32_t), as_int(F), F as_float(I)  (bit casts)
+//   I iadd(I, I), isub(I, I), sra1(i) = i >> 1 (arithmetic), shl23(i) = i << 23
 //
 // Included at file scope by the per-ISA vector headers; everything here lives in
 // fusedrnn::FUSEDRNN_ISA::math, private to that ISA's translation unit.
@@ -90,7 +91,6 @@ constexpr float kExpMax = 89.0f;
 template <class O>
 inline typename O::F exp(typename O::F x) {
   using F = typename O::F;
-  using I = typename O::I;
   x = O::clamp(x, O::set1(kExpMin), O::set1(kExpMax));
   const F shift = O::set1(kRoundShift);
   // One rounding of the exact product x * log2e, to an integer; NaN stays NaN.
@@ -107,6 +107,7 @@ inline typename O::F exp(typename O::F x) {
   if constexpr (O::kScalef) {
     return O::scalef(p, n);  // p * 2^n rounded once, as below, in one instruction
   } else {
+    using I = typename O::I;
     const I ni = O::isub(O::as_int(t), O::as_int(shift));  // n as an integer
     const I n1 = O::sra1(ni);
     const I n2 = O::isub(ni, n1);

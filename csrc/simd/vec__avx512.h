@@ -35,11 +35,9 @@ constexpr __mmask8 kAllLanes8 = 0xFF;
 // and exp's scaling by 2^n in one instruction (the same result, bit for bit).
 struct MathOps {
   using F = __m512;
-  using I = __m512i;
   static constexpr bool kDivide = false;  // rcp and FMA steps instead
   static constexpr bool kScalef = true;   // exp's 2^n by vscalefps (AVX512F)
   static F set1(float x) { return _mm512_set1_ps(x); }
-  static I iset1(int32_t x) { return _mm512_set1_epi32(x); }
   static F add(F a, F b) { return _mm512_add_ps(a, b); }
   static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
   static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
@@ -61,12 +59,6 @@ struct MathOps {
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, y, _CMP_LT_OQ), b, a);
   }
   static F rcp(F d) { return _mm512_maskz_rcp14_ps(kAllLanes16, d); }  // rel. error <= 2^-14
-  static I as_int(F x) { return _mm512_castps_si512(x); }
-  static F as_float(I x) { return _mm512_castsi512_ps(x); }
-  static I iadd(I a, I b) { return _mm512_add_epi32(a, b); }
-  static I isub(I a, I b) { return _mm512_sub_epi32(a, b); }
-  static I sra1(I a) { return _mm512_maskz_srai_epi32(kAllLanes16, a, 1); }
-  static I shl23(I a) { return _mm512_maskz_slli_epi32(kAllLanes16, a, 23); }
   static F scalef(F p, F n) { return _mm512_maskz_scalef_ps(kAllLanes16, p, n); }
 };
 
