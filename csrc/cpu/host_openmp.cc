@@ -13,10 +13,11 @@
 // it the team's own workers are used (a sleeping OpenMP thread can take milliseconds to
 // wake on a virtual machine, which the team's workers avoid by polling for 100 ms).
 //
-// Not in a child of fork() (below).  Assumes: Linux with dlfcn/dl_iterate_phdr; a loaded object whose file name contains
-// "libgomp" exports GOMP_parallel, omp_get_thread_num and omp_get_num_threads (any GNU
-// OpenMP since GCC 4.9).  Elsewhere, without such a runtime, or in a ThreadSanitizer
-// build (which cannot see the runtime's synchronisation), the scope changes nothing.
+// Not in a child of fork() (below).  Assumes: Linux with dlfcn/dl_iterate_phdr; a loaded
+// object whose file name contains "libgomp" exports GOMP_parallel, omp_get_thread_num
+// and omp_get_num_threads (any GNU OpenMP since GCC 4.9).  Elsewhere, without such a
+// runtime, or in a ThreadSanitizer build (which cannot see the runtime's
+// synchronisation), the scope changes nothing.
 //
 // Compiled without ISA flags (plain C++), as threads.cc.
 #include "cpu/host_openmp.h"

@@ -68,8 +68,9 @@ struct RegionResult {
 class Team {
  public:
   // borrowed: a pair's half (parallel_pair), whose workers are threads of the process's
-  // team that serve it (serve) until its leader closes it; else the process's team,
-  // which starts its own workers as regions need them.
+  // team, or a region on a host OpenMP runtime (host_openmp.cc), whose workers are that
+  // runtime's threads: they serve it (serve) until its leader closes it.  Else the
+  // process's team, which starts its own workers as regions need them.
   explicit Team(bool borrowed = false) : borrowed_(borrowed) {}
   Team(const Team&) = delete;
   Team& operator=(const Team&) = delete;

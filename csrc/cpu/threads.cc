@@ -136,7 +136,7 @@ void parallel(int n, const std::function<void(ThreadCtx&)>& fn) {
     return;
   }
   int ran = 1;
-  if (!t_in_region && host_openmp_run(want, fn, ran)) {  // the host runtime's threads
+  if (host_openmp_run(want, fn, ran)) {  // the host runtime's threads (drop-in scope)
     t_last_region_threads = ran;
     return;
   }
